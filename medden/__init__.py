@@ -1,0 +1,35 @@
+"""medden: medical image denoising as a MONAI plugin.
+
+Importing this package is cheap: no torch, no MONAI, no prints, no network.
+Heavy submodules are imported lazily on first attribute access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY_SUBMODULES = {
+    "noise",
+    "transforms",
+    "metrics",
+    "io",
+    "nets",
+    "data",
+    "engine",
+    "losses",
+    "baselines",
+    "inferers",
+    "workflows",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"medden.{name}")
+    raise AttributeError(f"module 'medden' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *sorted(_LAZY_SUBMODULES)]

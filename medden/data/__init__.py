@@ -1,0 +1,1 @@
+"""Datasets and sample data that need no download."""

@@ -1,0 +1,96 @@
+"""Sample images shipped by installed packages: nothing is downloaded.
+
+- :func:`mni152` — nilearn's bundled 1 mm MNI152 T1 template (and GM/WM probability maps).
+- :func:`mni152_slice` — one 2D slice of it, channel-first.
+- :func:`natural_image` — images shipped in ``skimage.data``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+#: skimage.data images usable offline (shipped inside the scikit-image wheel).
+GRAY_IMAGES = ("camera", "moon", "coins", "text", "page", "horse", "clock", "brick", "grass", "gravel")
+COLOR_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+
+
+@functools.lru_cache(maxsize=4)
+def _mni152_cached(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    import warnings
+
+    from nilearn import datasets
+
+    loaders = {
+        "t1": datasets.load_mni152_template,
+        "gm": datasets.load_mni152_gm_template,
+        "wm": datasets.load_mni152_wm_template,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = loaders[kind](resolution=1)
+    data = np.asarray(img.get_fdata(dtype=np.float32))
+    data.setflags(write=False)
+    return data, np.asarray(img.affine)
+
+
+def mni152(kind: str = "t1", normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The 1 mm MNI152 template bundled with nilearn, as ``(array[X, Y, Z], affine)``.
+
+    Args:
+        kind: ``t1``, ``gm`` or ``wm``.
+        normalize: scale to [0, 1] by the maximum.
+
+    Returns:
+        a float32 array (a fresh copy, safe to modify) and its 4×4 RAS affine.
+    """
+    if kind not in ("t1", "gm", "wm"):
+        raise ValueError(f"kind must be 't1', 'gm' or 'wm', not {kind!r}")
+    data, affine = _mni152_cached(kind)
+    out = np.array(data, dtype=np.float32)
+    if normalize:
+        out /= max(float(out.max()), 1e-12)
+    return out, affine.copy()
+
+
+def mni152_slice(axis: int = 2, index: int | None = None, kind: str = "t1") -> np.ndarray:
+    """One slice of the normalised MNI152 template, channel-first ``(1, H, W)`` float32 in [0, 1].
+
+    Args:
+        axis: 0 sagittal, 1 coronal, 2 axial.
+        index: slice index; the middle slice when None.
+        kind: ``t1``, ``gm`` or ``wm``.
+    """
+    vol, _ = mni152(kind)
+    index = vol.shape[axis] // 2 if index is None else index
+    plane = np.take(vol, index, axis=axis)
+    return np.ascontiguousarray(plane[None])
+
+
+def natural_image(name: str = "camera", gray: bool | None = None) -> np.ndarray:
+    """An image from ``skimage.data``, channel-first float32 in [0, 1].
+
+    Args:
+        name: a function name in ``skimage.data`` (see :data:`GRAY_IMAGES`, :data:`COLOR_IMAGES`).
+        gray: convert to gray (True), keep as is (None), or require color (False).
+
+    Returns:
+        ``(1, H, W)`` for gray images, ``(3, H, W)`` for color ones.
+    """
+    from skimage import data as skdata
+    from skimage.color import rgb2gray, rgba2rgb
+    from skimage.util import img_as_float32
+
+    loader: Any = getattr(skdata, name, None)
+    if loader is None or name.startswith("_"):
+        raise ValueError(f"skimage.data has no image {name!r}")
+    img = img_as_float32(loader())
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = rgba2rgb(img).astype(np.float32)
+    if gray and img.ndim == 3:
+        img = rgb2gray(img).astype(np.float32)
+    if gray is False and img.ndim == 2:
+        raise ValueError(f"skimage.data.{name} is a gray image")
+    return np.ascontiguousarray(img[None] if img.ndim == 2 else np.moveaxis(img, -1, 0))

@@ -1,0 +1,45 @@
+"""Noise physics: plain functions on numpy arrays and torch tensors, and noise-level estimators.
+
+Every function takes ``rng`` (a seed, a numpy ``Generator`` or MONAI's ``RandomState``) so a draw
+can be reproduced, keeps the input's type, dtype and device, and works on any shape (2D or 3D,
+channel-first). Medical levels are relative to the image maximum (BrainWeb protocol); natural-image
+AWGN uses σ on the 0–255 scale (:func:`sigma_255`).
+"""
+
+from medden.noise import estimate  # noqa: F401  (the module, medden.noise.estimate)
+from medden.noise.estimate import (
+    NoiseEstimate,
+    estimate_gaussian,
+    estimate_noise,
+    estimate_rician,
+    estimate_salt_pepper,
+)
+from medden.noise.gaussian import gaussian, sigma_255
+from medden.noise.impulse import salt_pepper
+from medden.noise.lowlight import lowlight
+from medden.noise.poisson import poisson_gaussian
+from medden.noise.rician import rician
+
+#: noise kind -> plain function; the first positional argument after the image is the level.
+NOISE_FUNCTIONS = {
+    "rician": rician,
+    "salt_pepper": salt_pepper,
+    "gaussian": gaussian,
+    "poisson_gaussian": poisson_gaussian,
+    "lowlight": lowlight,
+}
+
+__all__ = [
+    "NOISE_FUNCTIONS",
+    "NoiseEstimate",
+    "estimate_noise",
+    "estimate_gaussian",
+    "estimate_rician",
+    "estimate_salt_pepper",
+    "gaussian",
+    "lowlight",
+    "poisson_gaussian",
+    "rician",
+    "salt_pepper",
+    "sigma_255",
+]

@@ -1,0 +1,1 @@
+"""Workflows: what the command line, bundles and notebooks call (one function per job)."""
