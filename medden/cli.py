@@ -23,6 +23,7 @@ from medden import __version__
 COMMANDS: tuple[str, ...] = (
     "medden.commands.noise",
     "medden.commands.estimate_noise",
+    "medden.commands.train",
     "medden.commands.demo",
 )
 

@@ -12,9 +12,39 @@ from typing import Any
 
 import numpy as np
 
-#: skimage.data images usable offline (shipped inside the scikit-image wheel).
-GRAY_IMAGES = ("camera", "moon", "coins", "text", "page", "horse", "clock", "brick", "grass", "gravel")
-COLOR_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+#: photographs and micrographs shipped inside the scikit-image wheel (no download).
+GRAY_IMAGES = ("camera", "moon", "coins", "text", "page", "clock", "brick", "grass", "gravel", "cell")
+COLOR_IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "stereo_motorcycle",
+)
+
+#: split by image: validation and test images are never cropped for training.
+NATURAL_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "brick",
+        "grass",
+        "gravel",
+        "page",
+        "text",
+        "cell",
+        "clock",
+        "chelsea",
+        "rocket",
+        "immunohistochemistry",
+        "hubble_deep_field",
+        "retina",
+        "stereo_motorcycle",
+    ),
+    "val": ("coffee", "moon"),
+    "test": ("camera", "astronaut", "coins"),
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -86,7 +116,10 @@ def natural_image(name: str = "camera", gray: bool | None = None) -> np.ndarray:
     loader: Any = getattr(skdata, name, None)
     if loader is None or name.startswith("_"):
         raise ValueError(f"skimage.data has no image {name!r}")
-    img = img_as_float32(loader())
+    raw = loader()
+    if name == "stereo_motorcycle":
+        raw = raw[0]  # (left, right, disparity): the left view
+    img = img_as_float32(raw)
     if img.ndim == 3 and img.shape[-1] == 4:
         img = rgba2rgb(img).astype(np.float32)
     if gray and img.ndim == 3:

@@ -1,0 +1,135 @@
+"""Weights on disk: safetensors (or a state-dict ``.pt`` loaded with ``weights_only=True``), checksummed.
+
+A medden weights file is a plain state dict. Its safetensors header also carries, as metadata,
+the registered net name and its constructor arguments (JSON), so a file alone can rebuild its net
+(:func:`load_net`). Every load can check a sha256; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from medden.errors import MeddenError
+
+
+class CheckpointError(MeddenError):
+    """A weights file that is missing, corrupt, of the wrong net, or fails its checksum."""
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_weights(
+    model: Any,
+    path: str | os.PathLike[str],
+    net: str | None = None,
+    net_kwargs: dict | None = None,
+    **extra: Any,
+) -> str:
+    """Save ``model``'s state dict (or a state dict) atomically; return the file's sha256.
+
+    ``.safetensors`` files get ``net``, ``net_kwargs`` and ``extra`` as JSON metadata (the same
+    content always gives the same bytes); ``.pt`` files hold the bare state dict.
+    """
+    import torch
+
+    from medden.io.atomic import atomic_path
+
+    state = model.state_dict() if hasattr(model, "state_dict") else dict(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            # one metadata key: safetensors stores metadata in a hash map, so several keys would be
+            # written in a random order and identical weights would get different checksums
+            info = {"net": net, "net_kwargs": net_kwargs or {}, **extra}
+            save_file(state, str(tmp), metadata={"medden": json.dumps(info, sort_keys=True)})
+        else:
+            torch.save(state, tmp)
+    return sha256_file(path)
+
+
+def verify_sha256(path: str | os.PathLike[str], expected: str | None) -> str:
+    """Check a file's sha256 against ``expected`` (if given); return the actual one."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    actual = sha256_file(path)
+    if expected and actual.lower() != expected.lower():
+        raise CheckpointError(f"{path}: sha256 {actual} does not match the recorded {expected}")
+    return actual
+
+
+def load_state_dict(path: str | os.PathLike[str], sha256: str | None = None) -> dict[str, Any]:
+    """Load a state dict safely (safetensors, or ``torch.load(weights_only=True)``) after the checksum."""
+    import torch
+
+    verify_sha256(path, sha256)
+    try:
+        if str(path).endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or not a weights file
+        raise CheckpointError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # a training checkpoint: take the model part
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a state dict")
+    return state
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The medden metadata of a safetensors file (net name, kwargs, extras), decoded from JSON."""
+    if not str(path).endswith(".safetensors"):
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        raw = fh.metadata() or {}
+    try:
+        return dict(json.loads(raw["medden"])) if "medden" in raw else {}
+    except (ValueError, TypeError):
+        raise CheckpointError(f"{path}: unreadable medden metadata") from None
+
+
+def load_weights(
+    model: Any, path: str | os.PathLike[str], sha256: str | None = None, strict: bool = True
+) -> str:
+    """Load weights into ``model`` (checksum first); return the file's sha256."""
+    digest = verify_sha256(path, sha256)
+    state = load_state_dict(path)
+    target = model.module if hasattr(model, "module") else model
+    try:
+        target.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the net ({first})") from None
+    return digest
+
+
+def load_net(
+    path: str | os.PathLike[str], net: str | None = None, sha256: str | None = None, **kwargs: Any
+) -> Any:
+    """Build the registered net recorded in a weights file (or ``net``) and load the weights into it."""
+    from medden import nets
+
+    meta = read_metadata(path)
+    name = net or meta.get("net")
+    if not name:
+        raise CheckpointError(f"{path}: the file does not name its net; pass the net name")
+    model = nets.get(name, **{**meta.get("net_kwargs", {}), **kwargs})
+    load_weights(model, path, sha256=sha256)
+    return model.eval()

@@ -1,0 +1,328 @@
+"""Training and validation data: clean sources, slab/image splits, and MONAI pipelines with noise on the fly.
+
+Sources give clean channel-first float32 arrays in [0, 1]:
+
+- :func:`mni152_slices` / :func:`mni152_slabs` — nilearn's bundled MNI152 template, 2D slices along any
+  axis or 3D slabs, split by interleaved slabs (with a gap) so validation never sees a training slice
+  nor its neighbour;
+- :func:`natural_images` — ``skimage.data`` photographs split by image (:data:`NATURAL_SPLITS`);
+- :func:`folder_images` — a user's folder of NIfTI, DICOM series or 2D images (through ``medden.io``);
+- :func:`paired_folder` — noisy/clean pairs in ``low/`` + ``high/`` (LOL) or ``noisy/`` + ``clean/``.
+
+:func:`train_transforms` builds the MONAI pipeline: pad, random patch, flips and 90° rotations, copy
+the clean patch to ``target``, then a ``medden.transforms`` Rand noise on ``image`` only, and the
+drawn level in ``sigma`` for noise-level-aware nets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medden.data.samples import NATURAL_SPLITS, mni152, natural_image
+from medden.errors import UsageError
+
+SPLITS = ("train", "val", "test")
+#: cycle of slab roles along the slicing axis: 4 train slabs, then one val and one test slab
+SLAB_PATTERN_2D = ("train", "train", "train", "train", "val", "test")
+SLAB_PATTERN_3D = ("train", "train", "val", "test")
+
+
+def slab_split(n: int, slab: int, pattern: Sequence[str], gap: int) -> dict[str, list[int]]:
+    """Assign indices ``0..n-1`` to splits by slabs of ``slab`` indices cycling through ``pattern``.
+
+    ``gap`` indices at each border between slabs of different splits are dropped, so no retained
+    index of one split is within ``gap`` of another split's.
+
+    Example:
+        >>> s = slab_split(24, 4, ("train", "val"), gap=1)
+        >>> s["train"], s["val"]
+        ([0, 1, 2, 9, 10, 17, 18], [5, 6, 13, 14, 21, 22, 23])
+    """
+    if slab < 1 or gap < 0:
+        raise ValueError("slab must be >= 1 and gap >= 0")
+    role = [pattern[(i // slab) % len(pattern)] for i in range(n)]
+    out: dict[str, list[int]] = {name: [] for name in dict.fromkeys(pattern)}
+    for i in range(n):
+        lo, hi = max(0, i - gap), min(n, i + gap + 1)
+        if all(role[j] == role[i] for j in range(lo, hi)):
+            out[role[i]].append(i)
+    return out
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+
+
+def mni152_slices(
+    split: str = "train",
+    axis: int = 2,
+    kind: str = "t1",
+    min_foreground: float = 0.15,
+    slab: int = 8,
+    gap: int = 2,
+) -> list[np.ndarray]:
+    """2D slices ``(1, H, W)`` of the normalised MNI152 template for one split.
+
+    Slices whose brain (voxels above 10 % of the maximum) covers less than ``min_foreground`` of the
+    plane are dropped.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        axis: 0 sagittal, 1 coronal, 2 axial.
+        kind: ``t1``, ``gm`` or ``wm``.
+        min_foreground: minimum fraction of brain in a kept slice.
+        slab: slab thickness in slices (cycling 4 train, 1 val, 1 test).
+        gap: slices dropped at each border between splits.
+    """
+    _check_split(split)
+    vol, _ = mni152(kind)
+    idx = slab_split(vol.shape[axis], slab, SLAB_PATTERN_2D, gap)[split]
+    out = []
+    for i in idx:
+        plane = np.take(vol, i, axis=axis)
+        if (plane > 0.1).mean() >= min_foreground:
+            out.append(np.ascontiguousarray(plane[None], dtype=np.float32))
+    return out
+
+
+def mni152_slabs(
+    split: str = "train", axis: int = 2, kind: str = "t1", slab: int = 40, gap: int = 4
+) -> list[np.ndarray]:
+    """3D slabs ``(1, X, Y, Z)`` of the normalised MNI152 template for one split (random 3D patches are
+    then drawn inside them). Slabs of the same split that touch are merged."""
+    _check_split(split)
+    vol, _ = mni152(kind)
+    idx = slab_split(vol.shape[axis], slab, SLAB_PATTERN_3D, gap)[split]
+    runs: list[list[int]] = []
+    for i in idx:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return [np.ascontiguousarray(np.take(vol, run, axis=axis)[None], dtype=np.float32) for run in runs]
+
+
+def natural_images(split: str = "train", gray: bool = True, max_side: int | None = None) -> list[np.ndarray]:
+    """``skimage.data`` photographs of one split (by image), channel-first float32 in [0, 1].
+
+    Args:
+        split: ``train``, ``val`` or ``test`` (see :data:`medden.data.samples.NATURAL_SPLITS`).
+        gray: convert to gray; otherwise only color images of the split are returned.
+        max_side: downscale (anti-aliased) so the longer side is at most this.
+    """
+    from skimage.transform import rescale
+
+    _check_split(split)
+    out = []
+    for name in NATURAL_SPLITS[split]:
+        img = natural_image(name, gray=True if gray else None)
+        if not gray and img.shape[0] != 3:
+            continue
+        if max_side and max(img.shape[1:]) > max_side:
+            factor = max_side / max(img.shape[1:])
+            img = rescale(img, (1, factor, factor), anti_aliasing=True, preserve_range=True).astype(
+                np.float32
+            )
+        out.append(np.ascontiguousarray(img))
+    return out
+
+
+def _normalise(arr: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by the 99.9th percentile of the positive part (robust to hot voxels), clipped."""
+    a = np.asarray(arr, dtype=np.float32)
+    a = a - min(float(a.min()), 0.0)
+    top = float(np.percentile(a, 99.9)) if a.size else 1.0
+    return np.clip(a / (top if top > 0 else 1.0), 0.0, 1.0)
+
+
+def folder_images(path: str | os.PathLike[str], axis: int = 2, spatial_dims: int = 2) -> list[np.ndarray]:
+    """Clean images from a user's folder (or file): NIfTI, DICOM series or 2D images, in [0, 1].
+
+    Volumes become 2D slices along ``axis`` (``spatial_dims=2``) or stay whole (3). Unreadable files
+    are skipped (a folder scan never fails because of one file); an empty result is an error.
+    """
+    import medden.io as mio
+
+    root = Path(path)
+    if not root.exists():
+        raise UsageError(f"data not found: {root}")
+    candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    units: list[Any] = []
+    if root.is_dir() and hasattr(mio, "scan"):
+        units = [s for s in mio.scan(root).series]  # DICOM series found in the folder
+    out: list[np.ndarray] = []
+    for unit in units:
+        out.extend(
+            _as_training_arrays(
+                mio.load(unit.path if hasattr(unit, "path") else unit).array, "dicom", axis, spatial_dims
+            )
+        )
+    for p in candidates:
+        if not mio.is_supported(p) or p.suffix.lower() == ".dcm":
+            continue
+        try:
+            loaded = mio.load(p)
+        except Exception:  # a bad file is skipped, the rest are used
+            continue
+        out.extend(_as_training_arrays(loaded.array, loaded.kind, axis, spatial_dims))
+    if not out:
+        raise UsageError(f"no readable images in {root}")
+    return out
+
+
+def _as_training_arrays(arr: np.ndarray, kind: str, axis: int, spatial_dims: int) -> list[np.ndarray]:
+    a = _normalise(arr)
+    if kind == "image":  # (C, H, W)
+        return [a]
+    a = a[..., 0] if a.ndim == 4 else a  # first volume of a 4D series
+    if spatial_dims == 3:
+        return [a[None]]
+    return [np.ascontiguousarray(np.take(a, i, axis=axis)[None]) for i in range(a.shape[axis])]
+
+
+PAIR_LAYOUTS = (("low", "high"), ("noisy", "clean"), ("input", "target"))
+
+
+def paired_folder(path: str | os.PathLike[str]) -> list[dict[str, np.ndarray]]:
+    """Noisy/clean pairs from ``low/`` + ``high/`` (LOL), ``noisy/`` + ``clean/`` or ``input/`` + ``target/``.
+
+    Files are matched by their path relative to the two folders; unmatched files are an error.
+    Returns items ``{"image": noisy, "target": clean}`` in [0, 1] (8/16-bit images divided by their
+    type's maximum, so the pair keeps its relative brightness).
+    """
+    import medden.io as mio
+
+    root = Path(path)
+    for noisy_name, clean_name in PAIR_LAYOUTS:
+        noisy_dir, clean_dir = root / noisy_name, root / clean_name
+        if noisy_dir.is_dir() and clean_dir.is_dir():
+            break
+    else:
+        raise UsageError(f"{root}: no paired layout found (expected one of {PAIR_LAYOUTS} subfolders)")
+    noisy = {p.relative_to(noisy_dir) for p in noisy_dir.rglob("*") if p.is_file() and mio.is_supported(p)}
+    clean = {p.relative_to(clean_dir) for p in clean_dir.rglob("*") if p.is_file() and mio.is_supported(p)}
+    if noisy != clean or not noisy:
+        missing = sorted(str(p) for p in noisy ^ clean)[:3]
+        raise UsageError(
+            f"{root}: {noisy_name}/ and {clean_name}/ do not hold the same files (e.g. {missing})"
+        )
+    items = []
+    for rel in sorted(noisy):
+        pair = [mio.load(d / rel).array for d in (noisy_dir, clean_dir)]
+        scale = [np.iinfo(a.dtype).max if np.issubdtype(a.dtype, np.integer) else 1.0 for a in pair]
+        items.append(
+            {
+                "image": (pair[0] / scale[0]).astype(np.float32),
+                "target": (pair[1] / scale[1]).astype(np.float32),
+            }
+        )
+    return items
+
+
+def train_transforms(
+    spatial_dims: int,
+    patch_size: int | Sequence[int],
+    noise: str | None,
+    level_range: Sequence[float] | None = None,
+    absolute: bool = False,
+    augment: bool = True,
+    paired: bool = False,
+    noise_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """The MONAI training pipeline: pad, random patch, flips/90° rotations, clean copy, noise on ``image``.
+
+    Args:
+        spatial_dims: 2 or 3.
+        patch_size: patch side (int) or sizes per spatial dim.
+        noise: a medden noise kind added on the fly, or None for paired data.
+        level_range: range of the drawn level (the kind's default when None).
+        absolute: draw an absolute σ (rician, gaussian) instead of one relative to the maximum.
+        augment: random flips along every spatial axis and 90° rotations in the last two axes.
+        paired: items already hold ``image`` (noisy) and ``target`` (clean).
+        noise_kwargs: fixed keyword arguments of the noise function.
+    """
+    from monai.transforms import (
+        Compose,
+        CopyItemsd,
+        EnsureTyped,
+        RandFlipd,
+        RandRotate90d,
+        RandSpatialCropd,
+        SpatialPadd,
+    )
+
+    import medden.transforms as mt
+
+    size = [patch_size] * spatial_dims if isinstance(patch_size, int) else list(patch_size)
+    keys = ["image", "target"] if paired else ["image"]
+    steps: list[Any] = [
+        EnsureTyped(keys=keys, data_type="tensor", track_meta=True),
+        SpatialPadd(keys=keys, spatial_size=size, mode="reflect"),
+        RandSpatialCropd(keys=keys, roi_size=size, random_size=False),
+    ]
+    if augment:
+        steps += [RandFlipd(keys=keys, prob=0.5, spatial_axis=a) for a in range(spatial_dims)]
+        steps.append(RandRotate90d(keys=keys, prob=0.5, spatial_axes=(spatial_dims - 2, spatial_dims - 1)))
+    if not paired:
+        steps.append(CopyItemsd(keys="image", names="target"))
+    if noise is not None:
+        kwargs = {"reference": 1.0} if noise in ("rician", "gaussian", "poisson_gaussian", "lowlight") else {}
+        kwargs.update(noise_kwargs or {})
+        steps.append(
+            mt.RandAddNoised(
+                keys="image", kind=noise, prob=1.0, level_range=level_range, absolute=absolute, **kwargs
+            )
+        )
+        steps.append(NoiseLevelToKeyd(keys="image", name="sigma"))
+    return Compose(steps)
+
+
+class NoiseLevelToKeyd:
+    """Copy the level a medden noise transform drew on ``keys`` into ``name`` (float32; 0 if not applied).
+
+    Noise-level-aware nets then receive it batched as ``batch["sigma"]``.
+    """
+
+    def __init__(self, keys: str, name: str = "sigma") -> None:
+        self.key, self.name = keys, name
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        img = d[self.key]
+        rec = getattr(img, "meta", {}).get("noise") if hasattr(img, "meta") else None
+        rec = rec or (d.get(f"{self.key}_meta_dict") or {}).get("noise")
+        if rec is None:
+            raise KeyError(f"no noise record on {self.key!r}: put a medden noise transform before this one")
+        d[self.name] = np.float32(rec["level"] if rec["applied"] else 0.0)
+        return d
+
+
+def validation_items(
+    images: Sequence[np.ndarray],
+    noise: str | None,
+    levels: Sequence[float],
+    absolute: bool = False,
+    seed: int = 1234,
+    noise_kwargs: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Fixed noisy/clean validation pairs: every image at every level, with a fixed seed per pair."""
+    from medden.noise import NOISE_FUNCTIONS
+    from medden.transforms import LEVEL_ARGUMENT
+
+    if noise is None:
+        raise ValueError("validation_items needs a noise kind; paired data are validated as they are")
+    arg = "sigma" if absolute else LEVEL_ARGUMENT[noise]
+    kwargs = {"reference": 1.0} if noise in ("rician", "gaussian", "poisson_gaussian", "lowlight") else {}
+    kwargs.update(noise_kwargs or {})
+    items = []
+    for i, clean in enumerate(images):
+        for j, level in enumerate(levels):
+            noisy = NOISE_FUNCTIONS[noise](clean, rng=seed + 1000 * i + j, **{arg: level}, **kwargs)
+            items.append({"image": noisy.astype(np.float32), "target": clean, "sigma": np.float32(level)})
+    return items
