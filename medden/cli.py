@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "medden.commands.noise",
     "medden.commands.estimate_noise",
     "medden.commands.train",
+    "medden.commands.models",
+    "medden.commands.evaluate",
     "medden.commands.demo",
 )
 

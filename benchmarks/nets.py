@@ -1,0 +1,116 @@
+"""Benchmark (not a test): every registered net's size, FLOPs and CPU speed, against a conv peak
+measured in the same run.
+
+For each net: trainable parameters, FLOPs per 256² slice (and per 64³ volume for 3D nets), the best
+of N timings in milliseconds per slice (batch 1, inference mode) and the achieved GFLOP/s as a fraction of the
+"conv peak": the GFLOP/s of one large 64→64 3×3 convolution (the best case for this CPU's conv
+kernels) timed the same way. FLOPs are counted by ``torch.utils.flop_counter`` (2 per
+multiply-add; convolutions and matrix products only).
+
+Writes ``benchmarks/results/nets.{csv,md,json}``. Run::
+
+    .venv/bin/python benchmarks/nets.py [--repeats 5] [--threads 2] [--only hmadnet-compact,dncnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from medden import __version__, nets
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def best_seconds(fn, repeats: int) -> float:
+    """Best of ``repeats`` timed calls after two warm-up calls (the least disturbed by other load)."""
+    with torch.inference_mode():
+        fn()
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def conv_peak(repeats: int) -> float:
+    """GFLOP/s of a 64→64 3×3 convolution on a 1×64×256×256 input."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
+    x = torch.rand(1, 64, 256, 256)
+    f = flops(conv, x)
+    return f / best_seconds(lambda: conv(x), repeats) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated net names (default: all)")
+    ap.add_argument("--size", type=int, default=256, help="side of the 2D slice")
+    ap.add_argument("--volume", type=int, default=64, help="side of the 3D volume")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    names = [n for n in args.only.split(",") if n] or nets.available()
+    peak = conv_peak(args.repeats)
+    print(f"conv peak: {peak:.1f} GFLOP/s ({args.threads} threads)")
+    rows = []
+    for name in names:
+        spec = nets.spec(name)
+        c = spec.channels[0]
+        for dims in spec.spatial_dims:
+            model = nets.get(name, spatial_dims=dims, in_channels=c, out_channels=c).eval()
+            side = args.size if dims == 2 else args.volume
+            x = torch.rand((1, c) + (side,) * dims)
+            f = flops(model, x)
+            sec = best_seconds(lambda m=model, t=x: m(t), args.repeats)
+            row = {
+                "net": name,
+                "dims": dims,
+                "input": "x".join([str(side)] * dims) + f"x{c}ch",
+                "parameters": nets.count_parameters(model),
+                "gflops": round(f / 1e9, 2),
+                "ms": round(sec * 1e3, 1),
+                "gflop_per_s": round(f / sec / 1e9, 1),
+                "fraction_of_peak": round(f / sec / 1e9 / peak, 2),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    with open(RESULTS / "nets.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    header = (
+        f"Measured {date.today()} on {platform.machine()} ({torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}, medden {__version__}) with `.venv/bin/python benchmarks/nets.py`; conv peak "
+        f"{peak:.1f} GFLOP/s (64→64 3×3 conv on 256², same run).\n\n"
+        "| net | dims | input | parameters | GFLOPs | ms | GFLOP/s | of peak |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r['net']} | {r['dims']}D | {r['input']} | {r['parameters']:,} | {r['gflops']} | {r['ms']} | "
+        f"{r['gflop_per_s']} | {r['fraction_of_peak']:.0%} |"
+        for r in rows
+    ]
+    (RESULTS / "nets.md").write_text(header + "\n".join(lines) + "\n")
+    (RESULTS / "nets.json").write_text(json.dumps({"conv_peak_gflops": peak, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The one denoiser interface every medden net implements.
+
+``net(x)`` or ``net(x, sigma)`` on (B, C, H, W) — or (B, C, D, H, W) for nets that support 3D —
+with values in [0, 1]. Any spatial size works: the input is padded (replicate) to the multiple the
+net needs and the output is cropped back. ``sigma`` is the noise standard deviation on the [0, 1]
+scale, a number or one value per batch item; nets that do not use a noise level ignore it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Denoiser(nn.Module):
+    """Base class: checks the input, pads to :attr:`multiple`, calls :meth:`denoise`, crops back.
+
+    Subclasses set :attr:`supported_dims`, call ``super().__init__(spatial_dims, in_channels,
+    out_channels, multiple)`` and implement ``denoise(x, sigma)`` on padded input.
+
+    Attributes:
+        spatial_dims: 2 or 3.
+        in_channels: channels of ``x``.
+        out_channels: channels of the output.
+        multiple: every spatial size is padded to a multiple of this.
+        noise_aware: the net uses ``sigma`` (estimated from the input when not given).
+    """
+
+    supported_dims: tuple[int, ...] = (2, 3)
+    noise_aware: bool = False
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, multiple: int = 1) -> None:
+        super().__init__()
+        if spatial_dims not in self.supported_dims:
+            raise ValueError(
+                f"{type(self).__name__} supports spatial_dims {self.supported_dims}, got {spatial_dims}"
+            )
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"channels must be >= 1, got in={in_channels}, out={out_channels}")
+        self.spatial_dims, self.in_channels, self.out_channels = spatial_dims, in_channels, out_channels
+        self.multiple = int(multiple)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects (B, {self.in_channels}, "
+                f"{', '.join('DHW'[3 - self.spatial_dims :])}) input, got {tuple(x.shape)}"
+            )
+        size = x.shape[2:]
+        pad: list[int] = []
+        for s in reversed(size):  # F.pad lists the last dimension first
+            pad += [0, (-int(s)) % self.multiple]
+        if any(pad):
+            x = F.pad(x, pad, mode="replicate")
+        y = self.denoise(x, sigma)
+        if any(pad):
+            y = y[(slice(None), slice(None)) + tuple(slice(0, int(s)) for s in size)]
+        return y
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
+        """The net itself, on input whose spatial sizes are multiples of :attr:`multiple`."""
+        raise NotImplementedError
