@@ -452,7 +452,7 @@ def _run(local_rank: int, cfg: TrainConfig, box: dict[str, TrainResult]) -> None
     train_items, transform, val_items = build_data(cfg, rank)
     in_channels = int(np.asarray(train_items[0]["image"]).shape[0])
     model, net_kwargs = build_net(cfg, in_channels)
-    noise_aware = bool(getattr(model, "noise_level_aware", False))
+    noise_aware = bool(getattr(model, "noise_aware", False))
     if cfg.init_weights:
         checkpoints.load_weights(model, cfg.init_weights)
     model = idist.auto_model(model.to(device))
