@@ -27,9 +27,13 @@ _LAZY_SUBMODULES = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "denoise":  # the notebook API: medden.denoise(data, model=..., mode=...)
+        from medden.workflows.denoise import denoise
+
+        return denoise
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"medden.{name}")
     raise AttributeError(f"module 'medden' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *sorted(_LAZY_SUBMODULES)]
+__all__ = ["__version__", "denoise", *sorted(_LAZY_SUBMODULES)]

@@ -23,6 +23,8 @@ from medden import __version__
 COMMANDS: tuple[str, ...] = (
     "medden.commands.noise",
     "medden.commands.estimate_noise",
+    "medden.commands.info",
+    "medden.commands.denoise",
     "medden.commands.train",
     "medden.commands.models",
     "medden.commands.evaluate",

@@ -1,0 +1,126 @@
+"""``medden denoise``: denoise a DICOM folder, NIfTI files or images into a mirrored output folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EPILOG = """\
+INPUT is a DICOM folder (searched recursively; any number of studies and series), a NIfTI file
+or folder, or an image file or folder (.png .jpg .jpeg .bmp .tif .tiff). OUTPUT mirrors it: each
+DICOM series becomes a derived series in its own folder, each NIfTI a NIfTI and each image an image
+of the same format and bit depth, at the same relative path, with a provenance JSON beside it.
+OUTPUT/manifest.jsonl gets one JSON object per unit (input, output, status, error, seconds); a
+rerun skips what is done unless --overwrite. The input is never modified.
+
+exit codes:
+  0  every unit done or skipped
+  2  usage error (bad arguments, missing input, unknown model, OUTPUT inside INPUT)
+  3  some units failed (each with its reason in the manifest); the others are done
+  1  internal error (a bug; MEDDEN_DEBUG=1 shows the traceback)
+
+scale-out: torchrun --nproc_per_node=N -m medden denoise ... (or --shard i/N on N machines)
+splits the units; each process writes its own manifest part, merged by the last to finish.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "denoise",
+        help="denoise a DICOM folder, NIfTI files or images",
+        description="Denoise every DICOM series, NIfTI file and image under INPUT into OUTPUT.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="DICOM folder, NIfTI file/folder, or image file/folder")
+    p.add_argument("output", help="output folder (created; must not be inside INPUT)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--model", help="a model with weights (bundle name) or a baseline: bm3d, bm4d, median, ..."
+    )
+    src.add_argument("--bundle", help="a medden/MONAI bundle folder")
+    src.add_argument("--checkpoint", help="a weights file (.safetensors or state-dict .pt); with --net")
+    p.add_argument("--net", help="registered net name of --checkpoint (read from the file when it says)")
+    p.add_argument("--sha256", help="expected sha256 of --checkpoint")
+    p.add_argument("--mode", choices=("2d", "2.5d", "3d"), help="inference mode (default: the model's)")
+    p.add_argument("--axis", type=int, default=-1, choices=(0, 1, 2, -1), help="slicing axis for 2d modes")
+    p.add_argument(
+        "--noise-level",
+        default=None,
+        help="noise σ on the scaled [0, 1] data (relative to the intensity span), or 'auto' to estimate it",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=8, help="slices per call (2d modes)")
+    p.add_argument("--roi-size", type=int, default=64, help="window side in 3d mode")
+    p.add_argument("--overlap", type=float, default=0.25, help="window overlap in 3d mode")
+    p.add_argument(
+        "--intensity",
+        choices=("minmax", "percentile"),
+        default="minmax",
+        help="per-unit scaling into [0, 1] (percentile: 0.5-99.5 %%, outliers passed through)",
+    )
+    p.add_argument("--shard", help="i/N: process every N-th unit starting at i")
+    p.add_argument("--overwrite", action="store_true", help="redo units that are done and replace outputs")
+    p.add_argument("--dry-run", action="store_true", help="list the units and their outputs, write nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress or per-unit lines")
+    p.set_defaults(func=run)
+
+
+def _noise_level(text: str | None) -> str | float | None:
+    from medden.errors import UsageError
+
+    if text is None or text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--noise-level must be 'auto' or a number, got {text!r}") from None
+    if not (0.0 < value < 1.0):
+        raise UsageError(f"--noise-level must be in (0, 1), got {value:g}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medden.errors import UsageError
+    from medden.workflows.denoise import Options, check_paths, parse_shard, run_batch
+    from medden.workflows.models import resolve
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.roi_size < 8:
+        raise UsageError(f"--roi-size must be >= 8, got {args.roi_size}")
+    if not (0.0 <= args.overlap < 1.0):
+        raise UsageError(f"--overlap must be in [0, 1), got {args.overlap:g}")
+    options = Options(
+        mode=args.mode,
+        axis=args.axis,
+        noise_level=_noise_level(args.noise_level),
+        batch_size=args.batch_size,
+        overlap=args.overlap,
+        roi_size=args.roi_size,
+        intensity=args.intensity,
+    )
+    shard = parse_shard(args.shard)
+    check_paths(Path(args.input), Path(args.output))  # before loading any model
+    model = resolve(args.model, args.bundle, args.checkpoint, args.net, args.device, args.sha256)
+    result = run_batch(
+        args.input,
+        args.output,
+        model,
+        options,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+        shard=shard,
+        quiet=args.quiet,
+        command=" ".join(["medden", *sys.argv[1:]]),
+    )
+    if not args.dry_run and not args.quiet:
+        print(
+            f"medden denoise: {result.done} done, {result.skipped} skipped, {result.failed} failed "
+            f"(manifest: {result.manifest})",
+            file=sys.stderr,
+        )
+    return result.exit_code
