@@ -17,6 +17,9 @@ CASES_3D = [
     (name, nets.spec(name).channels[0]) for name in nets.available() if 3 in nets.spec(name).spatial_dims
 ]
 NAMES = nets.available()
+#: the published MIRNet (31.8 M parameters) is slow on a CPU: its exhaustive checks run in `make test-slow`
+HEAVY = {"mirnet"}
+NAMES_FAST = [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in NAMES]
 
 
 def _build(name: str, channels: int, spatial_dims: int = 2, **kwargs) -> torch.nn.Module:
@@ -28,7 +31,10 @@ def _sigma(net: torch.nn.Module, batch: int) -> torch.Tensor | None:
     return torch.full((batch,), 0.05) if net.noise_aware else None
 
 
-@pytest.mark.parametrize("name, channels", CASES_2D)
+@pytest.mark.parametrize(
+    "name, channels",
+    [pytest.param(n, c, marks=pytest.mark.slow) if n in HEAVY and c != 3 else (n, c) for n, c in CASES_2D],
+)
 def test_odd_size_batch_two_keeps_shape(name, channels):
     net = _build(name, channels).eval()
     x = torch.rand(2, channels, 67, 93)
@@ -53,7 +59,7 @@ def test_2d_only_nets_refuse_3d(name):
         _build(name, nets.spec(name).channels[0], spatial_dims=3)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_every_parameter_receives_a_gradient(name):
     c = nets.spec(name).channels[0]
     net = _build(name, c).train()
@@ -64,7 +70,7 @@ def test_every_parameter_receives_a_gradient(name):
     assert any(p.grad.abs().sum() > 0 for p in net.parameters())
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_eval_is_deterministic_and_batch_independent(name):
     c = nets.spec(name).channels[0]
     net = _build(name, c).eval()
@@ -77,7 +83,7 @@ def test_eval_is_deterministic_and_batch_independent(name):
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_torchscript_trace_gives_same_output(name):
     c = nets.spec(name).channels[0]
     net = _build(name, c).eval()
@@ -88,7 +94,7 @@ def test_torchscript_trace_gives_same_output(name):
         torch.testing.assert_close(traced(x, sigma), net(x, sigma), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_safetensors_round_trip(name, tmp_path):
     from medden.checkpoints import load_net, save_weights
 
@@ -110,7 +116,7 @@ def test_ablation_flag_changes_parameter_count(name):
     assert nets.count_parameters(_build(name, c, **s.ablation)) != nets.count_parameters(_build(name, c))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_noise_level_is_used_only_by_noise_aware_nets(name):
     c = nets.spec(name).channels[0]
     net = _build(name, c).eval()

@@ -47,8 +47,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--axis", type=int, default=-1, choices=(0, 1, 2, -1), help="slicing axis for 2d modes")
     p.add_argument(
         "--noise-level",
-        default=None,
-        help="noise σ on the scaled [0, 1] data (relative to the intensity span), or 'auto' to estimate it",
+        default="auto",
+        help="noise σ for noise-level-aware models, on the scaled [0, 1] data (relative to the intensity "
+        "span), or 'auto' (default): estimated per unit (Rician background fit for MR, else Gaussian)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, default=8, help="slices per call (2d modes)")

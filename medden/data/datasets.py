@@ -225,6 +225,10 @@ def paired_folder(path: str | os.PathLike[str]) -> list[dict[str, np.ndarray]]:
     return items
 
 
+#: noise kinds whose level is relative to a reference intensity (1.0 for training data in [0, 1])
+_REFERENCED = ("rician", "gaussian", "poisson_gaussian", "lowlight")
+
+
 def train_transforms(
     spatial_dims: int,
     patch_size: int | Sequence[int],
@@ -240,7 +244,8 @@ def train_transforms(
     Args:
         spatial_dims: 2 or 3.
         patch_size: patch side (int) or sizes per spatial dim.
-        noise: a medden noise kind added on the fly, or None for paired data.
+        noise: a medden noise kind added on the fly (several joined by ``+``: one drawn per item), or None
+            for paired data.
         level_range: range of the drawn level (the kind's default when None).
         absolute: draw an absolute σ (rician, gaussian) instead of one relative to the maximum.
         augment: random flips along every spatial axis and 90° rotations in the last two axes.
@@ -272,13 +277,18 @@ def train_transforms(
     if not paired:
         steps.append(CopyItemsd(keys="image", names="target"))
     if noise is not None:
-        kwargs = {"reference": 1.0} if noise in ("rician", "gaussian", "poisson_gaussian", "lowlight") else {}
-        kwargs.update(noise_kwargs or {})
-        steps.append(
-            mt.RandAddNoised(
-                keys="image", kind=noise, prob=1.0, level_range=level_range, absolute=absolute, **kwargs
+        from monai.transforms import OneOf
+
+        adders = []
+        for kind in noise.split("+"):  # several kinds: one drawn per item, with equal odds
+            kwargs = {"reference": 1.0} if kind in _REFERENCED else {}
+            kwargs.update(noise_kwargs or {})
+            adders.append(
+                mt.RandAddNoised(
+                    keys="image", kind=kind, prob=1.0, level_range=level_range, absolute=absolute, **kwargs
+                )
             )
-        )
+        steps.append(adders[0] if len(adders) == 1 else OneOf(adders))
         steps.append(NoiseLevelToKeyd(keys="image", name="sigma"))
     return Compose(steps)
 
@@ -311,14 +321,21 @@ def validation_items(
     seed: int = 1234,
     noise_kwargs: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fixed noisy/clean validation pairs: every image at every level, with a fixed seed per pair."""
+    """Fixed noisy/clean validation pairs: every image at every level, with a fixed seed per pair
+    (several kinds joined by ``+``: every pair for each kind)."""
     from medden.noise import NOISE_FUNCTIONS
     from medden.transforms import LEVEL_ARGUMENT
 
     if noise is None:
         raise ValueError("validation_items needs a noise kind; paired data are validated as they are")
+    if "+" in noise:
+        return [
+            item
+            for k, kind in enumerate(noise.split("+"))
+            for item in validation_items(images, kind, levels, absolute, seed + 100_000 * k, noise_kwargs)
+        ]
     arg = "sigma" if absolute else LEVEL_ARGUMENT[noise]
-    kwargs = {"reference": 1.0} if noise in ("rician", "gaussian", "poisson_gaussian", "lowlight") else {}
+    kwargs = {"reference": 1.0} if noise in _REFERENCED else {}
     kwargs.update(noise_kwargs or {})
     items = []
     for i, clean in enumerate(images):

@@ -3,11 +3,14 @@
 - :func:`mni152` — nilearn's bundled 1 mm MNI152 T1 template (and GM/WM probability maps).
 - :func:`mni152_slice` — one 2D slice of it, channel-first.
 - :func:`natural_image` — images shipped in ``skimage.data``.
+- :func:`mni152_dicom_series` — the MNI152 template written as a synthetic MR DICOM series.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,3 +130,73 @@ def natural_image(name: str = "camera", gray: bool | None = None) -> np.ndarray:
     if gray is False and img.ndim == 2:
         raise ValueError(f"skimage.data.{name} is a gray image")
     return np.ascontiguousarray(img[None] if img.ndim == 2 else np.moveaxis(img, -1, 0))
+
+
+def mni152_dicom_series(
+    folder: str | os.PathLike[str], step: int = 2, kind: str = "t1", scale: float = 1000.0, **kwargs: Any
+) -> Path:
+    """Write the MNI152 template as a synthetic MR DICOM series, one file per axial slice.
+
+    The volume is subsampled by ``step`` along each axis, scaled to ``[0, scale]`` and rounded to
+    unsigned 16-bit values; the series is written by :func:`medden.io.dicom.write_synthetic_series`
+    (the same writer as derived series), so it reads back with medden, pydicom, SimpleITK and dcm2niix.
+
+    Args:
+        folder: output folder (built atomically, replaced if it exists).
+        step: subsampling factor (2 gives 91×109×91 voxels of 2 mm).
+        kind: ``t1``, ``gm`` or ``wm``.
+        scale: value of the template's maximum.
+        kwargs: further arguments of :func:`~medden.io.dicom.write_synthetic_series`
+            (``series_description``, ``patient_name``, ``series_number``...).
+
+    Returns:
+        the folder.
+    """
+    from medden.io.dicom import write_synthetic_series
+
+    vol, affine = mni152_phantom(step, scale, kind)
+    vol = np.rint(vol)
+    kwargs.setdefault("series_description", f"MNI152 {kind.upper()} {step} mm (synthetic)")
+    return write_synthetic_series(vol, affine, folder, modality="MR", **kwargs).path
+
+
+def mni152_phantom(step: int = 2, scale: float = 1000.0, kind: str = "t1") -> tuple[np.ndarray, np.ndarray]:
+    """The MNI152 template subsampled by ``step`` (2 → 2 mm, 91×109×91) in units up to ``scale``,
+    and its affine: a clean MR-like volume to build sample series from."""
+    vol, affine = mni152(kind)
+    sub = np.ascontiguousarray(vol[::step, ::step, ::step]) * np.float32(scale)
+    return sub, affine @ np.diag([float(step)] * 3 + [1.0])
+
+
+def write_noisy_mr_series(
+    folder: str | os.PathLike[str],
+    level: float = 0.05,
+    seed: int = 0,
+    step: int = 2,
+    series_number: int = 1,
+    clean_folder: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Write the MNI152 phantom with Rician noise (σ = ``level`` × maximum) as a DICOM MR series.
+
+    Deterministic for a given ``level``, ``seed`` and ``step``. With ``clean_folder`` the clean
+    volume is written too (a reference series in the same geometry). Returns the folders and the
+    noise parameters.
+    """
+    from medden.io import write_synthetic_series
+    from medden.noise import rician
+
+    clean, affine = mni152_phantom(step)
+    noisy = rician(clean, level, rng=seed).astype(np.float32)
+    description = f"MNI152 phantom Rician {100 * level:g} %"
+    write_synthetic_series(noisy, affine, folder, series_number=series_number, series_description=description)
+    out: dict[str, Any] = {"series": str(folder), "level": level, "seed": seed, "step": step}
+    if clean_folder is not None:
+        write_synthetic_series(
+            clean,
+            affine,
+            clean_folder,
+            series_number=series_number + 100,
+            series_description="MNI152 phantom clean",
+        )
+        out["clean_series"] = str(clean_folder)
+    return out

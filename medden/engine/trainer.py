@@ -46,7 +46,8 @@ class TrainConfig:
         out_dir: output folder.
         net_kwargs: constructor arguments of the net (``spatial_dims`` and channels are filled in).
         spatial_dims: 2 (slices/images) or 3 (volumes).
-        data: ``mni152`` (T1), ``mni152-gm``, ``mni152-wm``, ``skimage-gray``, ``skimage-color``, or a path
+        data: ``mni152`` (T1), ``mni152-gm``, ``mni152-wm``, ``skimage-gray``, ``skimage-color``, several
+            of them joined by ``+`` (``mni152+skimage-gray``: MRI slices and photographs), or a path
             to a folder of NIfTI/DICOM/images (clean data, noise added on the fly) or of noisy/clean pairs
             (``low/`` + ``high/``, ``noisy/`` + ``clean/``).
         axis: slicing axis of volumes for 2D training.
@@ -122,8 +123,14 @@ class TrainConfig:
 
         if self.spatial_dims not in (2, 3):
             raise UsageError(f"spatial_dims must be 2 or 3, not {self.spatial_dims}")
-        if self.noise is not None and self.noise not in NOISE_FUNCTIONS:
-            raise UsageError(f"unknown noise {self.noise!r}; choose from {', '.join(NOISE_FUNCTIONS)}")
+        for kind in (self.noise or "").split("+") if self.noise else []:
+            if kind not in NOISE_FUNCTIONS:
+                raise UsageError(
+                    f"unknown noise {kind!r}; choose from {', '.join(NOISE_FUNCTIONS)} "
+                    "(several joined by '+', e.g. rician+gaussian)"
+                )
+        if self.noise and "+" in self.noise and self.self_supervised:
+            raise UsageError("self-supervised training takes one noise kind")
         if self.loss not in LOSSES:
             raise UsageError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
         if self.scheduler not in SCHEDULERS:
@@ -142,10 +149,13 @@ class TrainConfig:
             raise UsageError("lr must be > 0")
         if self.level_range is not None and not (0 <= self.level_range[0] <= self.level_range[1]):
             raise UsageError(f"level_range must be (low, high) with 0 <= low <= high, got {self.level_range}")
-        if self.data not in DATA_SOURCES and not Path(self.data).exists():
-            raise UsageError(
-                f"data {self.data!r} is neither one of {', '.join(DATA_SOURCES)} nor an existing path"
-            )
+        parts = self.data.split("+") if not Path(self.data).exists() else [self.data]
+        for part in parts:
+            if part not in DATA_SOURCES and not Path(part).exists():
+                raise UsageError(
+                    f"data {part!r} is neither one of {', '.join(DATA_SOURCES)} nor an existing path "
+                    "(combine sources with '+', e.g. mni152+skimage-gray)"
+                )
         for path in (self.resume, self.init_weights):
             if path and not Path(path).is_file():
                 raise UsageError(f"file not found: {path}")
@@ -180,20 +190,30 @@ def _default_level_range(cfg: TrainConfig) -> tuple[float, float] | None:
         return None
     from medden.transforms import DEFAULT_LEVEL_RANGE
 
-    return DEFAULT_LEVEL_RANGE[cfg.noise]
+    kinds = cfg.noise.split("+")
+    return DEFAULT_LEVEL_RANGE[kinds[0]] if len(kinds) == 1 else None  # each kind its own default
 
 
 def _val_levels(cfg: TrainConfig) -> list[float]:
     if cfg.val_levels:
         return [float(v) for v in cfg.val_levels]
-    lo, hi = _default_level_range(cfg) or (0.0, 0.0)
+    from medden.transforms import DEFAULT_LEVEL_RANGE
+
+    lo, hi = _default_level_range(cfg) or DEFAULT_LEVEL_RANGE[(cfg.noise or "rician").split("+")[0]]
     lo = max(lo, hi / 10)  # a zero level validates nothing
     return [float(v) for v in np.linspace(lo, hi, 3)]
 
 
 def _clean_sources(cfg: TrainConfig, split: str) -> list[np.ndarray]:
+    """Clean images of ``split``; ``a+b`` data concatenates the sources (e.g. MRI and photographs)."""
     from medden.data import datasets as ds
 
+    if "+" in cfg.data and not Path(cfg.data).exists():
+        return [
+            img
+            for part in cfg.data.split("+")
+            for img in _clean_sources(dataclasses.replace(cfg, data=part), split)
+        ]
     if cfg.data.startswith("mni152"):
         kind = {"mni152": "t1", "mni152-gm": "gm", "mni152-wm": "wm"}[cfg.data]
         if cfg.spatial_dims == 3:

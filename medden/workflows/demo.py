@@ -90,3 +90,96 @@ def run_noise_demo(out_dir: str | os.PathLike[str], seed: int = 0) -> dict[str, 
     with atomic_path(out / "noise_demo.json") as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
     return {"figure": str(out / "noise_demo.png"), "rows": rows}
+
+
+#: the trained bundle the demo prefers; the classical baseline it falls back to without weights
+DEMO_BUNDLE = "hmadnet_mri_rician"
+DEMO_FALLBACK = "bm3d"
+
+
+def run_denoise_demo(
+    out_dir: str | os.PathLike[str], model: str | None = None, level: float = 0.05, seed: int = 0
+) -> dict[str, Any]:
+    """The main job on sample data: a noisy DICOM series in, a derived DICOM series out.
+
+    1. the MNI152 template (nilearn's, 2 mm) with Rician noise (σ = ``level`` × maximum) is written as
+       a DICOM MR series under ``out_dir/input_series`` (and the clean volume as a reference series);
+    2. ``medden denoise`` runs on it with ``model`` (default: the ``hmadnet_mri_rician`` bundle when
+       its weights are present, else BM3D), writing the derived series to ``out_dir/denoised``;
+    3. the derived series is read back and compared with the clean reference: PSNR and SSIM before and
+       after (whole volume and brain foreground), and a figure noisy / denoised / |difference|.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import medden.io as mio
+    from medden.data.samples import write_noisy_mr_series
+    from medden.io.atomic import atomic_path
+    from medden.metrics import foreground_mask, psnr, ssim
+    from medden.workflows.denoise import run_batch
+    from medden.workflows.models import available_bundles, resolve
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sample = write_noisy_mr_series(
+        out / "input" / "series", level=level, seed=seed, clean_folder=out / "reference_series"
+    )
+    name = model or (DEMO_BUNDLE if DEMO_BUNDLE in available_bundles() else DEMO_FALLBACK)
+    resolved = resolve(model=name)
+    result = run_batch(out / "input", out / "denoised", resolved, overwrite=True, quiet=True)
+    if result.failed or not result.done:
+        raise RuntimeError(f"the demo series was not denoised (see {result.manifest})")
+    done = [json.loads(line) for line in result.manifest.read_text().splitlines()]
+    derived = Path(next(r["output"] for r in done if r["status"] == "done"))
+    clean = mio.load(out / "reference_series").array
+    noisy = mio.load(Path(sample["series"])).array
+    denoised = mio.load(derived).array
+    data_range = float(clean.max() - clean.min())
+    mask = foreground_mask(clean)
+    scores = {
+        label: {
+            "psnr": psnr(clean, arr, data_range=data_range),
+            "ssim": ssim(clean, arr, data_range=data_range),
+            "psnr_foreground": psnr(clean, arr, data_range=data_range, mask=mask),
+            "ssim_foreground": ssim(clean, arr, data_range=data_range, mask=mask),
+        }
+        for label, arr in (("noisy", noisy), ("denoised", denoised))
+    }
+    zs = [clean.shape[2] * f // 8 for f in (3, 4, 5)]
+    fig, axes = plt.subplots(len(zs), 3, figsize=(9, 3.2 * len(zs)), squeeze=False)
+    diff = np.abs(denoised - noisy)
+    for r, z in enumerate(zs):
+        for c, (title, img, cmap, vmax) in enumerate(
+            (
+                ("noisy", noisy, "gray", clean.max()),
+                (f"denoised ({name})", denoised, "gray", clean.max()),
+                ("|denoised − noisy|", diff, "hot", np.percentile(diff, 99.5)),
+            )
+        ):
+            ax = axes[r, c]
+            ax.imshow(np.rot90(img[:, :, z]), cmap=cmap, vmin=0, vmax=vmax)
+            ax.set_title(f"{title}, slice {z}", fontsize=9)
+            ax.axis("off")
+    fig.suptitle(
+        f"Rician {100 * level:g} %: PSNR {scores['noisy']['psnr_foreground']:.2f} → "
+        f"{scores['denoised']['psnr_foreground']:.2f} dB (brain)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    with atomic_path(out / "denoise_demo.png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    report = {
+        "model": name,
+        "level": level,
+        "seed": seed,
+        "input_series": sample["series"],
+        "derived_series": str(derived),
+        "figure": str(out / "denoise_demo.png"),
+        "scores": scores,
+    }
+    with atomic_path(out / "denoise_demo.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return report

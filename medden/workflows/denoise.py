@@ -217,7 +217,7 @@ class Options:
 
     mode: str | None = None
     axis: int = -1
-    noise_level: str | float | None = None
+    noise_level: str | float | None = "auto"
     batch_size: int = 8
     overlap: float = 0.25
     roi_size: int = 64
@@ -226,10 +226,8 @@ class Options:
 
 
 def _scaled_sigma(arr01: np.ndarray, noise_level: str | float | None, modality: str | None) -> float | None:
-    """σ on the [0, 1] scale: given, or estimated from the scaled data (``auto``)."""
-    if noise_level is None:
-        return None
-    if noise_level != "auto":
+    """σ on the [0, 1] scale: given, or estimated from the scaled data (``auto``, the default)."""
+    if noise_level not in (None, "auto"):
         return float(noise_level)
     from medden.noise import estimate_noise
 
@@ -593,7 +591,7 @@ def denoise(
     model: str | Any = "median",
     mode: str | None = None,
     axis: int = -1,
-    noise_level: str | float | None = None,
+    noise_level: str | float | None = "auto",
     batch_size: int = 8,
     device: str = "cpu",
     checkpoint: str | os.PathLike[str] | None = None,

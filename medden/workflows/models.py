@@ -14,16 +14,12 @@ the same weights.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medden.errors import UsageError
-
-#: where a bundle keeps its weights, by MONAI convention
-BUNDLE_WEIGHTS = ("models/model.safetensors", "models/model.pt")
 
 
 @dataclass
@@ -147,9 +143,10 @@ def _device(device: str) -> Any:
     return torch.device(device)
 
 
-def _wrap_net(
+def wrap_net(
     model: Any, name: str, weights: Path, digest: str, kind: str, device: Any, extra: dict[str, Any]
 ) -> ResolvedModel:
+    """A loaded net as a :class:`ResolvedModel` (moved to ``device``, in eval mode)."""
     model = model.to(device).eval()
     dims = int(getattr(model, "spatial_dims", 2))
     return ResolvedModel(
@@ -180,17 +177,16 @@ def _from_checkpoint(path: Path, net: str | None, device: Any, sha256: str | Non
     model = checkpoints.load_net(path, net=name, sha256=sha256)
     digest = checkpoints.sha256_file(path)
     extra = {"net": name, "net_kwargs": meta.get("net_kwargs", {})}
-    return _wrap_net(model, name, path, digest, "net", device, extra)
+    return wrap_net(model, name, path, digest, "net", device, extra)
 
 
 def _from_bundle(root: Path, device: Any, name: str | None = None) -> ResolvedModel:
-    """Build a bundle's ``network_def`` and load its checksummed weights."""
+    """Build a bundle's ``network_def`` and load its checksummed weights (:mod:`medden.bundle`)."""
     from monai.bundle import ConfigParser
 
-    from medden import checkpoints
+    from medden.bundle import load_network
 
     cfg_file = root / "configs" / "inference.json"
-    meta_file = root / "configs" / "metadata.json"
     if not cfg_file.is_file():
         raise UsageError(f"not a bundle (no configs/inference.json): {root}")
     try:
@@ -198,13 +194,8 @@ def _from_bundle(root: Path, device: Any, name: str | None = None) -> ResolvedMo
         parser.read_config(str(cfg_file))
         parser["bundle_root"] = str(root)
         model = parser.get_parsed_content("network_def")
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     except Exception as exc:  # a broken bundle config is the user's input: one line, exit 2
         raise UsageError(f"{root}: cannot build the bundle's network ({type(exc).__name__}: {exc})") from None
-    weights = next((root / w for w in BUNDLE_WEIGHTS if (root / w).is_file()), None)
-    if weights is None:
-        raise UsageError(f"{root}: the bundle has no weights ({' or '.join(BUNDLE_WEIGHTS)})")
-    expected = meta.get("medden", {}).get("weights_sha256")
-    digest = checkpoints.load_weights(model, weights, sha256=expected)
-    extra = {"bundle": str(root), "bundle_version": meta.get("version")}
-    return _wrap_net(model, name or root.name, weights, digest, "bundle", device, extra)
+    resolved = load_network(model, root, device)
+    resolved.name = name or root.name
+    return resolved
