@@ -30,8 +30,8 @@ demo: $(STAMP)
 	$(VENV)/bin/medden demo --out demo_output
 
 lint: $(DEV_STAMP)
-	$(VENV)/bin/ruff check medden tests benchmarks
-	$(VENV)/bin/ruff format --check medden tests benchmarks
+	$(VENV)/bin/ruff check medden tests benchmarks bundles
+	$(VENV)/bin/ruff format --check medden tests benchmarks bundles
 
 test: lint
 	$(PY) -m pytest -q

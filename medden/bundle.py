@@ -96,35 +96,53 @@ def sample_data(bundle_root: str | os.PathLike[str], task: str, seed: int = 0) -
     return str(out)
 
 
-def _write_sample(out: Path, task: str, seed: int) -> None:
+def sample_pair(task: str, index: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The clean and noisy versions of sample ``index`` of ``task`` (deterministic).
+
+    ``mri_*``: the 2 mm MNI152 phantom ``(X, Y, Z)`` in [0, 1000] (one sample); ``gray``/``color``/
+    ``lowlight``: the held-out (``test`` split) photographs of ``skimage.data`` ``(C, H, W)`` in [0, 1].
+    """
     from medden.data import datasets
     from medden.data.samples import mni152_phantom
-    from medden.io import write_synthetic_series
-    from medden.io.images import save_image
     from medden.noise import gaussian, lowlight, rician, salt_pepper
 
+    if task not in TASKS:
+        raise UsageError(f"unknown sample task {task!r}; choose from {', '.join(TASKS)}")
     if task.startswith("mri_"):
-        clean, affine = mni152_phantom(step=2)
+        clean, _ = mni152_phantom(step=2)
         noisy = {
             "mri_rician": lambda v: rician(v, 0.05, rng=seed),
             "mri_saltpepper": lambda v: salt_pepper(v, 0.2, rng=seed),
             "mri_gaussian": lambda v: np.clip(gaussian(v, 0.05, rng=seed), 0, None),
         }[task](clean)
-        write_synthetic_series(
-            noisy.astype(np.float32), affine, out / "series", series_description=f"MNI152 sample {task}"
-        )
+        return clean, noisy.astype(np.float32)
+    photos = datasets.natural_images("test", gray=task == "gray", max_side=256)
+    clean = photos[index % len(photos)]
+    if task == "lowlight":
+        noisy = lowlight(clean, 0.15, rng=seed + index, reference=1.0)
+    else:
+        noisy = gaussian(clean, sigma=25 / 255, rng=seed + index, clip=(0.0, 1.0))
+    return clean, np.clip(noisy, 0, 1).astype(np.float32)
+
+
+def _write_sample(out: Path, task: str, seed: int) -> None:
+    from medden.data import datasets
+    from medden.data.samples import mni152_phantom
+    from medden.io import write_synthetic_series
+    from medden.io.images import save_image
+
+    if task.startswith("mri_"):
+        clean, noisy = sample_pair(task, seed=seed)
+        _, affine = mni152_phantom(step=2)
+        write_synthetic_series(noisy, affine, out / "series", series_description=f"MNI152 sample {task}")
         if task == "mri_saltpepper":
             z = clean.shape[2] // 2
             img = np.rint(np.rot90(noisy[:, :, z]) / clean.max() * 65535).astype(np.uint16)
             save_image(None, img[None], out / "slice.png")
         return
-    photos = datasets.natural_images("test", gray=task == "gray", max_side=256)
-    for i, clean in enumerate(photos):
-        if task == "lowlight":
-            noisy = lowlight(clean, 0.15, rng=seed + i, reference=1.0)
-        else:
-            noisy = gaussian(clean, sigma=25 / 255, rng=seed + i, clip=(0.0, 1.0))
-        save_image(None, np.rint(np.clip(noisy, 0, 1) * 255).astype(np.uint8), out / f"image{i:02d}.png")
+    for i in range(len(datasets.natural_images("test", gray=task == "gray", max_side=256))):
+        _, noisy = sample_pair(task, index=i, seed=seed)
+        save_image(None, np.rint(noisy * 255).astype(np.uint8), out / f"image{i:02d}.png")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -252,17 +270,39 @@ def install_weights(
     return digest
 
 
+def real_scans(dest: str | os.PathLike[str]) -> str:
+    """Real MR scans that ship with the installed packages, copied to ``dest``: nibabel's
+    ``anatomical.nii`` (a T1 volume) and pydicom's ``MR_small.dcm``. Nothing is downloaded."""
+    import nibabel
+    import pydicom
+
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = [
+        Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii",
+        Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small.dcm",
+    ]
+    for src in sources:
+        if src.is_file():
+            shutil.copyfile(src, out / src.name)
+    return str(out)
+
+
 def evaluate(
     bundle_root: str | os.PathLike[str],
     output_dir: str | os.PathLike[str] | None = None,
     baselines: tuple[str, ...] = ("bm3d",),
     method_kwargs: dict[str, dict[str, Any]] | None = None,
+    real: bool = False,
     **config: Any,
 ) -> dict[str, Any]:
     """PSNR/SSIM of the bundle's weights side by side with classical baselines (``medden evaluate``).
 
-    ``config``: :class:`medden.workflows.evaluate.EvalConfig` fields (data, noise, levels, ...). The
-    markdown table is printed and written with the CSV, JSON and figures under ``output_dir``.
+    ``config``: :class:`medden.workflows.evaluate.EvalConfig` fields (data, noise, levels, ...); the
+    first baseline is the reference of the paired statistics. With ``real``, the same comparison is
+    also run on real MR scans from the installed packages (:func:`real_scans`; the scan as it is is the
+    reference, so this is semi-synthetic), written to ``output_dir/real_scans``. Markdown tables are
+    printed and written with the CSV, JSON and figures.
     """
     from medden import checkpoints
     from medden.workflows.evaluate import EvalConfig
@@ -275,10 +315,21 @@ def evaluate(
     net = checkpoints.read_metadata(weights).get("net")
     out = Path(output_dir) if output_dir else root / "eval" / "evaluate"
     methods = ("noisy", *baselines, f"{net}={weights}")
-    cfg = EvalConfig(methods=methods, out_dir=str(out), method_kwargs=method_kwargs or {}, **config)
-    result = run_evaluation(cfg)
+    common = {"methods": methods, "method_kwargs": method_kwargs or {}, "reference": baselines[0]}
+    result = run_evaluation(EvalConfig(out_dir=str(out), **common, **config))
     print(result.markdown)
-    return {"output": str(out), "summary": result.summary}
+    summary = {"output": str(out), "summary": result.summary}
+    if real:
+        real_cfg = {
+            **config,
+            "data": real_scans(out / "real_scans_input"),
+            "split": "all",
+            "max_images": None,
+        }
+        real_result = run_evaluation(EvalConfig(out_dir=str(out / "real_scans"), **common, **real_cfg))
+        print(real_result.markdown)
+        summary["real_scans"] = real_result.summary
+    return summary
 
 
 def verify(bundle_root: str | os.PathLike[str]) -> None:

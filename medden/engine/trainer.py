@@ -32,7 +32,7 @@ import numpy as np
 
 from medden.errors import UsageError
 
-DATA_SOURCES = ("mni152", "mni152-gm", "mni152-wm", "skimage-gray", "skimage-color")
+DATA_SOURCES = ("mni152", "mni152-2mm", "mni152-gm", "mni152-wm", "skimage-gray", "skimage-color")
 SCHEDULERS = ("plateau", "cosine", "none")
 TRACKERS = ("tensorboard", "mlflow")
 
@@ -46,7 +46,8 @@ class TrainConfig:
         out_dir: output folder.
         net_kwargs: constructor arguments of the net (``spatial_dims`` and channels are filled in).
         spatial_dims: 2 (slices/images) or 3 (volumes).
-        data: ``mni152`` (T1), ``mni152-gm``, ``mni152-wm``, ``skimage-gray``, ``skimage-color``, several
+        data: ``mni152`` (T1), ``mni152-2mm`` (T1 slices subsampled in-plane by 2), ``mni152-gm``,
+            ``mni152-wm``, ``skimage-gray``, ``skimage-color``, several
             of them joined by ``+`` (``mni152+skimage-gray``: MRI slices and photographs), or a path
             to a folder of NIfTI/DICOM/images (clean data, noise added on the fly) or of noisy/clean pairs
             (``low/`` + ``high/``, ``noisy/`` + ``clean/``).
@@ -213,6 +214,11 @@ def _clean_sources(cfg: TrainConfig, split: str) -> list[np.ndarray]:
             img
             for part in cfg.data.split("+")
             for img in _clean_sources(dataclasses.replace(cfg, data=part), split)
+        ]
+    if cfg.data == "mni152-2mm":  # the T1 slices subsampled in-plane: structures twice as sharp per pixel
+        return [
+            np.ascontiguousarray(s[:, ::2, ::2])
+            for s in _clean_sources(dataclasses.replace(cfg, data="mni152"), split)
         ]
     if cfg.data.startswith("mni152"):
         kind = {"mni152": "t1", "mni152-gm": "gm", "mni152-wm": "wm"}[cfg.data]

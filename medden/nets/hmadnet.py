@@ -21,7 +21,10 @@ class HMADNet(Denoiser):
       ``res_scale`` = 0.2) followed by channel and 7×7 spatial attention ("residual-attention fusion").
     - Decoder level: transposed convolution (kernel 2, stride 2), concatenation with the encoder
       skip, a residual attention block (residual block + channel and spatial attention).
-    - Output: 1×1 convolution and sigmoid, an image in [0, 1].
+    - Output: 1×1 convolution and sigmoid, an image in [0, 1] (``output="sigmoid"``, the paper's).
+      ``output="residual"`` (a medden option) makes the 1×1 convolution predict the noise and returns
+      ``x − noise`` (global residual learning, as DnCNN and DRAN): it trains faster and keeps the
+      brightest tissue, which a sigmoid compresses.
 
     The paper gives no widths; ``features`` sets them (the compact registry entry uses half).
     ``attention=False`` / ``residual=False`` remove the attention modules / residual connections for
@@ -38,6 +41,7 @@ class HMADNet(Denoiser):
         attention: use channel and spatial attention.
         residual: use residual connections.
         reduction: channel-attention reduction.
+        output: ``sigmoid`` (the paper: predict the image) or ``residual`` (predict the noise).
 
     Example:
         >>> import torch
@@ -60,8 +64,13 @@ class HMADNet(Denoiser):
         attention: bool = True,
         residual: bool = True,
         reduction: int = 8,
+        output: str = "sigmoid",
     ) -> None:
         features = tuple(int(f) for f in features)
+        if output not in ("sigmoid", "residual"):
+            raise ValueError(f"output must be 'sigmoid' or 'residual', not {output!r}")
+        if output == "residual" and in_channels != out_channels:
+            raise ValueError("output='residual' needs out_channels == in_channels")
         if len(features) < 2:
             raise ValueError("features needs at least one encoder level and the bottleneck width")
         super().__init__(spatial_dims, in_channels, out_channels, multiple=2 ** (len(features) - 1))
@@ -102,8 +111,10 @@ class HMADNet(Denoiser):
             )
             prev = f
         self.head = conv(sd, features[0], out_channels, kernel_size=1)
+        self.output = output
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
+        inp = x
         skips: list[torch.Tensor] = []
         for encoder in self.encoders:
             x = encoder(x)
@@ -112,4 +123,6 @@ class HMADNet(Denoiser):
         x = self.bottleneck(x)
         for up, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
             x = decoder(torch.cat([up(x), skip], dim=1))
+        if self.output == "residual":
+            return inp - self.head(x)
         return torch.sigmoid(self.head(x))

@@ -399,7 +399,11 @@ def _metrics(clean: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, 
         fg = foreground_mask(clean, threshold)
         row.update(psnr_fg=psnr(clean, out, 1.0, mask=fg), ssim_fg=ssim(clean, out, 1.0, mask=fg))
     except ValueError:  # no foreground (an empty slice)
+        fg = np.zeros(np.shape(clean), dtype=bool)
         row.update(psnr_fg=float("nan"), ssim_fg=float("nan"))
+    bg = ~np.broadcast_to(fg, np.shape(clean))
+    err = (np.asarray(out, np.float64) - np.asarray(clean, np.float64))[bg]
+    row["rmse_bg"] = float(np.sqrt(np.mean(err**2))) if err.size else float("nan")  # air / background
     return row
 
 
@@ -450,7 +454,7 @@ def summarize(
         for method in methods:
             mine = [r for r in rows if r["level"] == level and r["method"] == method]
             rec: dict[str, Any] = {"level": level, "method": method, "n": len(mine)}
-            for metric in (*METRICS, "seconds"):
+            for metric in (*METRICS, "rmse_bg", "seconds"):
                 vals = np.array([r[metric] for r in mine], dtype=np.float64)
                 vals = vals[np.isfinite(vals)]
                 rec[f"{metric}_mean"] = float(vals.mean()) if vals.size else float("nan")
@@ -478,7 +482,7 @@ def _p(v: Any) -> str:
 def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
     """The summary as a markdown table (one row per level × method)."""
     head = (
-        "| level | method | n | PSNR (dB) | SSIM | PSNR fg | SSIM fg | s / image "
+        "| level | method | n | PSNR (dB) | SSIM | PSNR fg | SSIM fg | RMSE bg | s / image "
         "| ΔPSNR [95 % CI] | p (t) | p (Wilcoxon) | ΔSSIM [95 % CI] | p (t) | p (Wilcoxon) |"
     )
     lines = [caption, ""] if caption else []
@@ -492,6 +496,7 @@ def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
             f"{_fmt(r['ssim_mean'], 4)} ± {_fmt(r['ssim_sd'], 4)}",
             _fmt(r["psnr_fg_mean"], 2),
             _fmt(r["ssim_fg_mean"], 4),
+            _fmt(r.get("rmse_bg_mean"), 4),
             _fmt(r["seconds_mean"], 3),
         ]
         if r["method"] == r["reference"]:
