@@ -377,7 +377,9 @@ class _Trackers:
                 import mlflow
             except ImportError:
                 raise UsageError("--tracking mlflow needs mlflow (pip install mlflow-skinny)") from None
-            if not os.environ.get("MLFLOW_TRACKING_URI"):
+            if not os.environ.get("MLFLOW_TRACKING_URI"):  # a local file store beside the weights
+                # MLflow 3 keeps the file store only on request; a database needs a server or SQLAlchemy
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
                 mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
             mlflow.set_experiment("medden")
             mlflow.start_run(run_name=f"{cfg.net}-{out.name}")
