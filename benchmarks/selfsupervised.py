@@ -92,7 +92,8 @@ def main() -> None:
         level_range=(args.level, args.level),
         val_levels=(args.level,),
         max_iterations=args.finetune_iterations,
-        val_interval=max(1, args.finetune_iterations // 4),
+        # validated once, at the end: the weights scored are the last ones, chosen with no clean data
+        val_interval=args.finetune_iterations,
         batch_size=8,
         patch_size=64,
         progress=False,

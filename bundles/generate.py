@@ -56,7 +56,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
             "level_range": [0.01, 0.1],
             "patch_size": 96,
             "batch_size": 8,
-            "max_iterations": 8000,
+            "max_iterations": 6000,
             "val_interval": 500,
             "lr": 5e-4,
             "scheduler": "cosine",
@@ -66,7 +66,6 @@ BUNDLES: dict[str, dict[str, Any]] = {
         "baselines": ["bm3d"],
         "method_kwargs": {"bm3d": {"rician_bias_correction": True}},
         "references": MRI_REFERENCES,
-        "net_kwargs": {"output": "residual"},
     },
     "hmadnet_mri_rician_3d": {
         "title": "HMAD-Net MRI Rician denoising (3D, sliding window)",
@@ -91,7 +90,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
             "lr": 5e-4,
             "scheduler": "cosine",
             "spatial_dims": 3,
-            "net_kwargs": {"features": [8, 16, 32, 64], "output": "residual"},
+            "net_kwargs": {"features": [8, 16, 32, 64]},
         },
         "evaluate": {
             "data": "mni152",
@@ -103,7 +102,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
         "baselines": ["bm4d"],
         "method_kwargs": {"bm4d": {"rician_bias_correction": True}},
         "references": MRI_REFERENCES,
-        "net_kwargs": {"features": [8, 16, 32, 64], "output": "residual"},
+        "net_kwargs": {"features": [8, 16, 32, 64]},
     },
     "hmadnet_saltpepper": {
         "title": "HMAD-Net salt-and-pepper denoising (2D)",

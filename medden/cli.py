@@ -16,6 +16,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from medden import __version__
 
@@ -32,8 +33,15 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2): the usage block is for ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="medden",
         description="Medical image denoising: noise models, networks, DICOM/NIfTI I/O, MONAI bundles.",
         epilog="Exit codes: 0 success; 2 usage error or bad input; 3 some units failed; 1 internal error.",

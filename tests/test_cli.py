@@ -165,8 +165,12 @@ def test_error_paths_exit_2_with_one_line(tmp_path, args, message):
 def test_argparse_errors_exit_2(tmp_path):
     proc = _run("noise", "a.png", "b.png", "--kind", "speckle", "--level", "0.1")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one clear line, no usage block
     proc = _run("noise", "a.png", "b.png", "--kind", "rician")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    proc = _run("estimate-noise", "a.png", "--kind", "lowlight")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_estimate_noise_rician_on_png_prints_json(tmp_path):

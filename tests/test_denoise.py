@@ -122,6 +122,91 @@ def test_foreign_output_is_not_replaced_without_overwrite(image_folder, tmp_path
     assert main(["denoise", str(image_folder / "a"), str(out), "--model", "median", "--quiet"]) == 3
     assert (out / "cam.png").read_bytes() == b"user's own file"
     assert "--overwrite" in _final(out)["cam.png"]["error"]
+    # a second run still does not take the user's file for one of its own
+    assert main(["denoise", str(image_folder / "a"), str(out), "--model", "median", "--quiet"]) == 3
+    assert (out / "cam.png").read_bytes() == b"user's own file"
+    assert (
+        main(["denoise", str(image_folder / "a"), str(out), "--model", "median", "--quiet", "--overwrite"])
+        == 0
+    )
+    assert (out / "cam.png").read_bytes() != b"user's own file"
+
+
+def test_manifest_has_one_final_record_per_unit(image_folder, tmp_path):
+    out = tmp_path / "out"
+    assert main(["denoise", str(image_folder), str(out), "--model", "median", "--quiet"]) == 3
+    assert main(["denoise", str(image_folder), str(out), "--model", "median", "--quiet"]) == 3  # a rerun
+    rows = _manifest(out)
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys)) == 5  # four images and the truncated PNG
+    assert {r["status"] for r in rows} <= {"done", "skipped", "failed"}
+    assert sorted(r["key"] for r in rows if r["status"] == "failed") == ["broken.png"]
+
+
+def _nifti_and_png(root: Path) -> None:
+    import nibabel as nib
+
+    vol, affine = mni152()
+    root.mkdir(parents=True)
+    nib.save(
+        nib.Nifti1Image(rician(vol[40:140:3, 50:160:3, 40:100:3], 0.05, rng=0), affine), root / "v.nii.gz"
+    )
+    _png(root / "flat.png", (natural_image("camera")[0][::16, ::16] * 255).astype(np.uint8))
+    _png(root / "z_last.png", (natural_image("camera")[0][::16, ::16] * 200).astype(np.uint8))
+
+
+def test_a_unit_that_does_not_fit_the_options_fails_and_the_batch_goes_on(tmp_path):
+    _nifti_and_png(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["denoise", str(tmp_path / "in"), str(out), "--model", "bm4d", "--quiet"]) == 3
+    final = _final(out)
+    assert final["v.nii.gz"]["status"] == "done"
+    for name in ("flat.png", "z_last.png"):  # both images tried, each failed with the reason
+        assert final[name]["status"] == "failed" and "needs a volume" in final[name]["error"]
+
+
+def test_two_and_a_half_d_takes_its_context_from_the_net(tmp_path):
+    from medden import nets
+    from medden.checkpoints import save_weights
+
+    kwargs = {"spatial_dims": 2, "in_channels": 3, "out_channels": 1, "features": [4, 8]}
+    net = nets.get("hmadnet", **kwargs)  # three neighbouring slices in, the middle one out
+    w = tmp_path / "stack3.safetensors"
+    save_weights(net, w, net="hmadnet", net_kwargs=kwargs)
+    _nifti_and_png(tmp_path / "in")
+    out = tmp_path / "out"
+    args = ["denoise", str(tmp_path / "in"), str(out), "--checkpoint", str(w), "--mode", "2.5d", "--quiet"]
+    assert main(args) == 3
+    final = _final(out)
+    assert final["v.nii.gz"]["status"] == "done" and final["flat.png"]["status"] == "failed"
+    import nibabel as nib
+
+    assert nib.load(out / "v.nii.gz").shape == nib.load(tmp_path / "in" / "v.nii.gz").shape
+
+
+def test_values_clipped_on_write_are_counted(tmp_path):
+    import torch
+
+    from medden import nets
+    from medden.checkpoints import save_weights
+
+    kwargs = {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "features": 4, "depth": 3}
+    net = nets.get("dncnn", **kwargs)
+    with torch.no_grad():  # predicts a noise of -0.5 everywhere: the output is the input + 0.5
+        for p in net.body[-1].parameters():
+            p.zero_()
+        net.body[-1].bias.fill_(-0.5)
+    w = tmp_path / "bright.safetensors"
+    save_weights(net, w, net="dncnn", net_kwargs=kwargs)
+    img = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (16, 1))
+    _png(tmp_path / "in" / "ramp.png", img)
+    out = tmp_path / "out"
+    assert main(["denoise", str(tmp_path / "in"), str(out), "--checkpoint", str(w), "--quiet"]) == 0
+    rec = _final(out)["ramp.png"]
+    expected = int(np.count_nonzero(img.astype(float) / 255 + 0.5 > 1 + 0.5 / 255))
+    assert rec["clipped_on_write"] == expected > 0
+    prov = json.loads((out / "ramp.png.provenance.json").read_text())
+    assert prov["clipped_on_write"] == expected
 
 
 def test_nifti_volume_round_trip_keeps_header_and_improves(tmp_path):
@@ -163,7 +248,7 @@ def test_nifti_volume_round_trip_keeps_header_and_improves(tmp_path):
         (["{src}", "{out}", "--model", "median", "--device", "tpu"], "--device"),
         (["{src}", "{out}", "--model", "median", "--mode", "3d"], "3D model"),
         (["{src}", "{out}", "--model", "bm4d", "--mode", "2d"], "3D model"),
-        (["{src}", "{out}", "--model", "median", "--mode", "2.5d"], "needs a volume"),
+        (["{src}", "{out}", "--model", "median", "--mode", "2.5d"], "--mode 2.5d needs a net trained"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(image_folder, tmp_path, args, message):
@@ -363,6 +448,11 @@ def test_mixed_dicom_folder_done_failed_skipped_and_input_untouched(dicom_folder
     assert len(done) == 2 and failed
     assert all(r["error"] and "\n" not in r["error"] for r in failed)
     assert any("truncated" in r["key"] for r in failed)
+    # every file of the junk folder has its own record with a one-line reason
+    junk = {Path(r["key"]).name: r for r in final.values() if "junk" in r["key"]}
+    assert set(junk) == {"no_meta.dcm", "rtstruct.dcm", "truncated"}, junk
+    assert all(r["status"] in ("failed", "skipped") and r["error"] for r in junk.values())
+    assert junk["truncated"]["status"] == "failed" and junk["no_meta.dcm"]["status"] == "failed"
     for rec in done:  # every output folder is inside OUTPUT, whatever the SeriesDescription said
         path = Path(rec["output"]).resolve()
         assert out.resolve() in path.parents

@@ -77,6 +77,12 @@ def test_resume_continues_from_saved_iteration(tmp_path):
     )
     its = [h["iteration"] for h in resumed.history]
     assert min(its) > 8 and resumed.iterations == 16
+    # the optimiser and the scheduler went on from their saved state, not from scratch
+    after = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    steps = {float(v["step"]) for v in after["optimizer"]["state"].values()}
+    assert steps == {16.0}, steps
+    # ReduceLROnPlateau steps once per validation: twice in each half of the run
+    assert state["scheduler"]["last_epoch"] == 2 and after["scheduler"]["last_epoch"] == 4
     assert first.best_ssim is not None and resumed.best_ssim >= first.best_ssim
     with pytest.raises(Exception, match="already at iteration"):
         train(_cfg(tmp_path, "c", max_iterations=8, resume=str(tmp_path / "a" / "last.pt")))

@@ -323,11 +323,46 @@ def test_malformed_file_gives_typed_one_line_error(tmp_path, name, error, reason
     assert isinstance(info.value, mio.MeddenIOError) and info.value.exit_code == 2
 
 
+def _save_with_meta(ds: pydicom.Dataset, path: Path) -> Path:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _rtstruct_with_file_meta(folder: Path) -> Path:
+    """pydicom's rtstruct.dcm lacks file meta (so it is refused for that); with it, it is an RTSTRUCT."""
+    ds = pydicom.dcmread(get_testdata_file("rtstruct.dcm"), force=True)
+    return _save_with_meta(ds, folder / "rtstruct_meta.dcm")
+
+
+def _presentation_state(folder: Path) -> Path:
+    """A Grayscale Softcopy Presentation State referencing MR_small (no pixel data)."""
+    src = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds = pydicom.Dataset()
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "Modality"):
+        setattr(ds, keyword, getattr(src, keyword))
+    ds.Modality = "PR"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.11.1"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["medden test presentation state"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["medden test presentation state series"])
+    return _save_with_meta(ds, folder / "gsps.dcm")
+
+
 @pytest.mark.parametrize(
     "make, error, reason",
     [
         (_unsupported_compression, mio.UnsupportedTransferSyntaxError, "MPEG2"),
         (_short_pixel_data, mio.PixelDataError, "shorter than declared"),
+        (_rtstruct_with_file_meta, mio.NonImageObjectError, "RT Structure"),
+        (_presentation_state, mio.NonImageObjectError, "Presentation State"),
     ],
 )
 def test_generated_bad_files(tmp_path, make, error, reason):
@@ -440,6 +475,60 @@ def test_echoes_split_repeats_stacked_and_uneven_spacing_warned(tmp_path):
     ds.save_as(f)
     (uneven,) = scan(tmp_path / "e1").series
     assert any("uneven slice spacing" in w for w in uneven.warnings)
+
+
+def _one_uid_folder(tmp_path: Path, parts: dict[str, tuple[np.ndarray, np.ndarray, dict]]) -> Path:
+    """Several synthetic stacks given one SeriesInstanceUID, their files shuffled into one folder."""
+    uid = generate_uid(entropy_srcs=["one uid, several geometries"])
+    both = tmp_path / "mixed"
+    both.mkdir()
+    for name, (vol, aff, extra) in parts.items():
+        write_synthetic_series(vol, aff, tmp_path / name, series_description="one uid")
+        _patch(tmp_path / name, SeriesInstanceUID=uid, **extra)
+        for f in (tmp_path / name).iterdir():
+            shutil.copy(f, both / f"{name}_{f.name}")
+    return both
+
+
+def test_one_uid_with_two_orientations_is_two_volumes(tmp_path):
+    rng = np.random.default_rng(6)
+    axial = np.diag([-1.0, 1.0, 2.0, 1.0])
+    sagittal = np.array([[0.0, 0, 2, 0], [-1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
+    a, b = (rng.integers(0, 500, (8, 8, 5)).astype(np.float32) for _ in range(2))
+    series = scan(_one_uid_folder(tmp_path, {"ax": (a, axial, {}), "sag": (b, sagittal, {})})).series
+    assert len(series) == 2 and all(s.split for s in series)
+    loaded = [mio.load(s) for s in series]
+    got = sorted(loaded, key=lambda x: abs(x.affine[0, 0]))  # the axial stack has a diagonal affine
+    assert np.allclose(got[1].affine, mio.load(tmp_path / "ax").affine, atol=1e-4)
+    assert np.allclose(got[0].affine, mio.load(tmp_path / "sag").affine, atol=1e-4)
+    assert np.array_equal(got[1].array, mio.load(tmp_path / "ax").array)
+
+
+def test_one_uid_with_two_matrix_sizes_is_two_volumes(tmp_path):
+    rng = np.random.default_rng(7)
+    aff = np.diag([-1.0, 1.0, 2.0, 1.0])
+    small = rng.integers(0, 500, (8, 8, 4)).astype(np.float32)
+    large = rng.integers(0, 500, (12, 10, 4)).astype(np.float32)
+    folder = _one_uid_folder(tmp_path, {"small": (small, aff, {}), "large": (large, aff, {})})
+    series = scan(folder).series
+    assert sorted(s.shape[:2] for s in series) == [(8, 8), (12, 10)]
+    assert all("x" in (s.split or "") for s in series)  # the split names the matrix size
+
+
+def test_one_uid_with_temporal_positions_is_split_by_time(tmp_path):
+    rng = np.random.default_rng(8)
+    aff = np.diag([-1.0, 1.0, 2.0, 1.0])
+    t1, t2 = (rng.integers(0, 500, (8, 8, 4)).astype(np.float32) for _ in range(2))
+    folder = _one_uid_folder(
+        tmp_path,
+        {
+            "t1": (t1, aff, {"TemporalPositionIdentifier": 1}),
+            "t2": (t2, aff, {"TemporalPositionIdentifier": 2}),
+        },
+    )
+    series = scan(folder).series
+    assert [s.split for s in series] == ["time 1", "time 2"]
+    assert np.array_equal(mio.load(series[1]).array, mio.load(tmp_path / "t2").array)
 
 
 # --------------------------------------------------------------------------------------------- writing

@@ -186,3 +186,21 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"medden.nets.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_models_command_lists_every_net_with_its_parameter_count(capsys):
+    import json
+
+    from medden.cli import main
+
+    assert main(["models", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in rows] == NAMES
+    for r in rows:
+        c = nets.spec(r["name"]).channels[0]
+        assert r["parameters"] == nets.count_parameters(nets.get(r["name"], in_channels=c, out_channels=c))
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == len(NAMES) + 1  # a header and one line per net
+    for name, line in zip(NAMES, table[1:]):
+        assert line.split()[0] == name and f"{rows[NAMES.index(name)]['parameters']:,}" in line

@@ -41,11 +41,22 @@ def test_rician_on_zero_is_rayleigh():
 
 @pytest.mark.parametrize("amplitude", [5.0, 20.0])
 def test_rician_on_bright_constant(amplitude):
+    from scipy import stats
+
     sigma = 1.0
-    y = rician(np.full((1, 256, 256), amplitude), sigma=sigma, rng=1)
-    # at high SNR the Rician mean is close to sqrt(A^2 + sigma^2), the second moment exactly A^2 + 2 sigma^2
-    assert abs(y.mean() - np.sqrt(amplitude**2 + sigma**2)) < 0.02 * amplitude
-    assert abs((y**2).mean() - (amplitude**2 + 2 * sigma**2)) < 5 * np.sqrt(4 * amplitude**2 / y.size) * 3
+    y = rician(np.full((1, 512, 512), amplitude), sigma=sigma, rng=1)
+    # tolerance: 5 standard errors of the mean (the Rician std, close to sigma at high SNR)
+    se = stats.rice.std(amplitude / sigma, scale=sigma) / np.sqrt(y.size)
+    exact = stats.rice.mean(amplitude / sigma, scale=sigma)
+    assert abs(y.mean() - exact) < 5 * se
+    # the high-SNR approximation sqrt(A^2 + sigma^2) of the issue, within 5 SE plus its own error
+    approx = np.sqrt(amplitude**2 + sigma**2)
+    assert abs(y.mean() - approx) < 5 * se + abs(exact - approx)
+    # and it is not plain Gaussian noise, whose mean would stay at A
+    assert y.mean() - amplitude > 5 * se
+    # the second moment is exactly A^2 + 2 sigma^2 (var of y^2 = 4 A^2 sigma^2 + 4 sigma^4)
+    se2 = np.sqrt(4 * amplitude**2 * sigma**2 + 4 * sigma**4) / np.sqrt(y.size)
+    assert abs((y**2).mean() - (amplitude**2 + 2 * sigma**2)) < 5 * se2
 
 
 def test_rician_level_is_relative_to_maximum():

@@ -32,26 +32,38 @@ SLAB_PATTERN_2D = ("train", "train", "train", "train", "val", "test")
 SLAB_PATTERN_3D = ("train", "train", "val", "test")
 
 
-def slab_split(n: int, slab: int, pattern: Sequence[str], gap: int) -> dict[str, list[int]]:
+def slab_split(
+    n: int, slab: int, pattern: Sequence[str], gap: int, mirror: bool = False
+) -> dict[str, list[int]]:
     """Assign indices ``0..n-1`` to splits by slabs of ``slab`` indices cycling through ``pattern``.
 
     ``gap`` indices at each border between slabs of different splits are dropped, so no retained
-    index of one split is within ``gap`` of another split's.
+    index of one split is within ``gap`` of another split's. With ``mirror``, index ``i`` and its
+    mirror ``n - 1 - i`` always fall in the same split (for a left-right symmetric volume such as the
+    MNI152 template, whose sagittal slices ``i`` and ``n - 1 - i`` are identical).
 
     Example:
         >>> s = slab_split(24, 4, ("train", "val"), gap=1)
         >>> s["train"], s["val"]
         ([0, 1, 2, 9, 10, 17, 18], [5, 6, 13, 14, 21, 22, 23])
+        >>> slab_split(12, 2, ("train", "val"), gap=0, mirror=True)["val"]
+        [2, 3, 8, 9]
     """
     if slab < 1 or gap < 0:
         raise ValueError("slab must be >= 1 and gap >= 0")
-    role = [pattern[(i // slab) % len(pattern)] for i in range(n)]
+    fold = (lambda i: min(i, n - 1 - i)) if mirror else (lambda i: i)
+    role = [pattern[(fold(i) // slab) % len(pattern)] for i in range(n)]
     out: dict[str, list[int]] = {name: [] for name in dict.fromkeys(pattern)}
     for i in range(n):
         lo, hi = max(0, i - gap), min(n, i + gap + 1)
         if all(role[j] == role[i] for j in range(lo, hi)):
             out[role[i]].append(i)
     return out
+
+
+def _mirrored(vol: np.ndarray, axis: int) -> bool:
+    """Whether ``vol`` is its own mirror image along ``axis`` (nilearn's MNI152 is, left-right)."""
+    return bool(np.array_equal(vol, np.flip(vol, axis=axis)))
 
 
 def _check_split(split: str) -> None:
@@ -82,7 +94,7 @@ def mni152_slices(
     """
     _check_split(split)
     vol, _ = mni152(kind)
-    idx = slab_split(vol.shape[axis], slab, SLAB_PATTERN_2D, gap)[split]
+    idx = slab_split(vol.shape[axis], slab, SLAB_PATTERN_2D, gap, mirror=_mirrored(vol, axis))[split]
     out = []
     for i in idx:
         plane = np.take(vol, i, axis=axis)
@@ -98,7 +110,7 @@ def mni152_slabs(
     then drawn inside them). Slabs of the same split that touch are merged."""
     _check_split(split)
     vol, _ = mni152(kind)
-    idx = slab_split(vol.shape[axis], slab, SLAB_PATTERN_3D, gap)[split]
+    idx = slab_split(vol.shape[axis], slab, SLAB_PATTERN_3D, gap, mirror=_mirrored(vol, axis))[split]
     runs: list[list[int]] = []
     for i in idx:
         if runs and runs[-1][-1] == i - 1:

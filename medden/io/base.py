@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,8 +86,41 @@ def to_stored(
     return np.clip(work, lo, hi).astype(dtype), clipped
 
 
+@dataclass
+class ClipCount:
+    """Values clipped by the writers inside one :func:`count_clipped` block."""
+
+    clipped: int = 0
+    values: int = 0
+
+
+_CLIP_COUNT: contextvars.ContextVar[ClipCount | None] = contextvars.ContextVar("clip_count", default=None)
+
+
+@contextlib.contextmanager
+def count_clipped() -> Iterator[ClipCount]:
+    """Count the values every writer clips to its representable range inside the block.
+
+    Example:
+        >>> with count_clipped() as count:
+        ...     report_clipped(Path("x.png"), 0, 10)
+        >>> (count.clipped, count.values)
+        (0, 10)
+    """
+    count = ClipCount()
+    token = _CLIP_COUNT.set(count)
+    try:
+        yield count
+    finally:
+        _CLIP_COUNT.reset(token)
+
+
 def report_clipped(path: Path, clipped: int, total: int) -> None:
-    """Log how many values were clipped while writing ``path`` (nothing when none were)."""
+    """Record (for :func:`count_clipped`) and log how many values were clipped while writing ``path``."""
+    count = _CLIP_COUNT.get()
+    if count is not None:
+        count.clipped += clipped
+        count.values += total
     if clipped:
         logger.warning(
             "%s: %d of %d values (%.3g %%) clipped to the representable range",

@@ -7,12 +7,17 @@ sliding window, tiled 2D), mapped back to the input's units and written in the i
 atomically (a DICOM series as a derived series folder renamed as a whole). The input is never
 written to.
 
-``OUTPUT/manifest.jsonl`` gets one JSON object per unit and attempt: ``input``, ``output``,
-``status`` (``started``, ``done``, ``skipped`` or ``failed``), ``error`` (one line), ``seconds``,
-and what was measured (clipped values, noise level). A rerun skips the units that are done
-(resume) unless ``overwrite``; a unit whose output exists but that the manifest does not know is
-refused (it is not ours) unless ``overwrite``. With ``shard=(i, N)`` (or under ``torchrun``) a
-process takes every N-th unit and writes ``manifest.part-i-of-N.jsonl``; the last shard to
+``OUTPUT/manifest.jsonl`` gets one JSON object per unit: ``input``, ``output``, ``status``
+(``done``, ``skipped`` or ``failed``), ``error`` (one line), ``seconds``, and what was measured
+(values clipped for the denoiser and on writing, noise level, seconds spent reading, denoising
+and writing). While the batch runs the manifest is an fsynced append-only log (a ``started``
+record before each unit, so ``kill -9`` loses nothing); at the end it is rewritten atomically with
+the last record of each unit. A rerun skips the units that are done (resume) unless
+``overwrite``; a unit whose output exists but that no earlier run of the batch wrote is refused
+(it is not ours) unless ``overwrite``, on every rerun. A unit that cannot be read or does not fit
+the options fails with its reason and the batch goes on. What an interrupted run left under
+temporary names is removed at the end of the next. With ``shard=(i, N)`` (or under ``torchrun``)
+a process takes every N-th unit and writes ``manifest.part-i-of-N.jsonl``; the last shard to
 finish merges the parts into ``manifest.jsonl``.
 
 Logs and the manifest name series by number, modality and a hash of their UID, never by patient
@@ -35,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from medden.errors import MeddenError, UsageError
+from medden.io.base import count_clipped
 
 logger = logging.getLogger("medden.denoise")
 
@@ -189,21 +195,35 @@ class Manifest:
             os.fsync(fh.fileno())
         self.history[record["key"]] = record
 
-    def merge(self) -> None:
-        """Merge the shard parts into ``manifest.jsonl`` once every part says it is complete."""
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """``manifest.jsonl`` as one record per unit: the last of each, sorted by key."""
+        from medden.io.atomic import atomic_path
+
+        last: dict[str, dict[str, Any]] = {}
+        for row in sorted(rows, key=lambda r: r.get("time", 0)):
+            if row.get("key", "_shard") != "_shard":
+                last[row["key"]] = row
+        with atomic_path(self.out / MANIFEST) as tmp:
+            tmp.write_text("".join(json.dumps(last[k]) + "\n" for k in sorted(last)))
+
+    def compact(self) -> None:
+        """At the end of an unsharded batch: one record per unit (the ``started`` records that made
+        the log safe against ``kill -9`` are dropped once the unit has its final status)."""
+        self._rewrite(list(self.history.values()))
+
+    def merge(self) -> bool:
+        """Merge the shard parts into ``manifest.jsonl`` (one record per unit) once every part says it
+        is complete; True when this call merged them."""
         if not self.shard or self.shard[1] == 1:
-            return
+            return False
         n = self.shard[1]
         parts = [self.out / f"manifest.part-{i}-of-{n}.jsonl" for i in range(n)]
         rows = [_read_jsonl(p) for p in parts]
         if not all(r and r[-1].get("status") == "complete" for r in rows):
-            return
-        from medden.io.atomic import atomic_path
-
-        merged = [row for part in rows for row in part if row.get("status") != "complete"]
-        merged.sort(key=lambda r: (r.get("key", ""), r.get("time", 0)))
-        with atomic_path(self.out / MANIFEST) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in merged))
+            return False
+        history = [row for f in [self.out / MANIFEST] if f.is_file() for row in _read_jsonl(f)]
+        self._rewrite(history + [row for part in rows for row in part])
+        return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +241,7 @@ class Options:
     batch_size: int = 8
     overlap: float = 0.25
     roi_size: int = 64
-    context: int = 1
+    context: int | None = None
     intensity: str = "minmax"
 
 
@@ -259,7 +279,23 @@ def check_mode(model: Any, mode: str | None) -> str:
         raise UsageError(f"--mode 3d needs a 3D model; {model.name} is 2D")
     if mode in ("2d", "2.5d") and model.spatial_dims != 2:
         raise UsageError(f"{model.name} is a 3D model: use --mode 3d")
+    if mode == "2.5d":
+        context_for(model, None)
     return mode
+
+
+def context_for(model: Any, context: int | None) -> int:
+    """Neighbouring slices on each side in 2.5D mode: those the net was trained with (its input
+    channels are ``2·context + 1``); a usage error for a model that does not take slice stacks."""
+    want = model.in_channels
+    if want is None or want < 3 or want % 2 == 0:
+        raise UsageError(
+            f"--mode 2.5d needs a net trained on 2k+1 neighbouring slices as channels; "
+            f"{model.name} takes {want or 'any number of'} channel(s): use --mode 2d"
+        )
+    if context is not None and 2 * context + 1 != want:
+        raise UsageError(f"{model.name} takes {want} slices as channels, not 2*{context}+1")
+    return (want - 1) // 2
 
 
 def denoise_array(
@@ -321,7 +357,7 @@ def denoise_array(
             sigma=sigma,
             roi_size=roi,
             overlap=options.overlap,
-            context=options.context,
+            context=context_for(model, options.context) if mode == "2.5d" else 0,
             progress=progress,
         ).numpy()
         for g in groups
@@ -464,16 +500,26 @@ def run_batch(
             continue
         last = manifest.last(unit.key)
         exists = unit.output.exists()
-        if not overwrite and last and last.get("status") in ("done", "skipped") and exists:
+        ours = bool(last) and not last.get("foreign_output")  # an earlier run of this batch wrote it
+        if not overwrite and ours and last.get("status") in ("done", "skipped") and exists:
             manifest.write(
                 {**record, "status": "skipped", "error": None, "seconds": 0.0, "time": time.time()}
             )
             result.skipped += 1
             bar.update(1)
             continue
-        if exists and not overwrite and not (last and last.get("status") in ("started", "failed", "done")):
+        if exists and not overwrite and not ours:
             msg = "output exists and is not from an earlier run of this batch (use --overwrite)"
-            manifest.write({**record, "status": "failed", "error": msg, "seconds": 0.0, "time": time.time()})
+            manifest.write(
+                {
+                    **record,
+                    "status": "failed",
+                    "error": msg,
+                    "seconds": 0.0,
+                    "time": time.time(),
+                    "foreign_output": True,  # stays protected on the next run too
+                }
+            )
             result.failed += 1
             _log(quiet, f"failed: {unit.label}: {msg}")
             bar.update(1)
@@ -481,6 +527,7 @@ def run_batch(
         manifest.write({**record, "status": "started", "time": time.time()})
         try:
             loaded = mio.load(unit.source)
+            t_read = time.perf_counter()
             modality = loaded.meta.get("modality") if unit.kind == "dicom" else None
             modality = modality or ("MR" if unit.kind == "nifti" else None)
             layout = layout_of(loaded.kind, loaded.array)
@@ -489,17 +536,25 @@ def run_batch(
                 denoised, info = denoise_array(
                     model, loaded.array, layout, options, modality=modality, progress=ubar.update
                 )
+            t_denoise = time.perf_counter()
             processing = f"medden denoise {model.name} sha256={model.sha256 or 'none'} mode={info['mode']}"
-            written = Path(
-                mio.save(
-                    loaded,
-                    denoised,
-                    unit.output,
-                    description=f"denoised {model.name}",
-                    processing=processing,
+            with count_clipped() as on_write:
+                written = Path(
+                    mio.save(
+                        loaded,
+                        denoised,
+                        unit.output,
+                        description=f"denoised {model.name}",
+                        processing=processing,
+                    )
                 )
-            )
-            seconds = round(time.perf_counter() - t0, 3)
+            t_write = time.perf_counter()
+            seconds = round(t_write - t0, 3)
+            phases = {
+                "seconds_read": round(t_read - t0, 3),
+                "seconds_denoise": round(t_denoise - t_read, 3),
+                "seconds_write": round(t_write - t_denoise, 3),
+            }
             _write_provenance(
                 provenance_path(written),
                 {
@@ -510,6 +565,7 @@ def run_batch(
                     "noise_level": info["sigma"],
                     "intensity": options.intensity,
                     "clipped_for_denoiser": info["clipped"],
+                    "clipped_on_write": on_write.clipped,
                     "input": record["input"],
                     "command": command or " ".join(sys.argv),
                     "seconds": seconds,
@@ -522,17 +578,19 @@ def run_batch(
                     "status": "done",
                     "error": None,
                     "seconds": seconds,
+                    **phases,
                     "noise_level": info["sigma"],
                     "clipped": info["clipped"],
+                    "clipped_on_write": on_write.clipped,
                     "time": time.time(),
                 }
             )
             result.done += 1
-            _log(quiet, f"done: {unit.label} ({seconds:.1f} s)")
+            clip_note = f", {on_write.clipped} value(s) clipped on write" if on_write.clipped else ""
+            _log(quiet, f"done: {unit.label} ({seconds:.1f} s{clip_note})")
         except (MeddenError, ValueError, OSError, RuntimeError, MemoryError) as exc:
-            if isinstance(exc, UsageError) and not isinstance(exc, _io_error_types()):
-                bar.close()
-                raise  # a usage error (wrong mode for the model...) is the command's, not the unit's
+            # one unit's problem (unreadable, or not fit for the options: a 2D image in 3D mode...)
+            # fails that unit; the batch goes on
             msg = " ".join(str(exc).split())[:400] or type(exc).__name__
             manifest.write(
                 {
@@ -549,14 +607,28 @@ def run_batch(
     bar.close()
     if shard and shard[1] > 1:
         manifest.write({"key": "_shard", "status": "complete", "time": time.time()})
-        manifest.merge()
+        if manifest.merge():
+            remove_temporaries(out)
+    else:
+        manifest.compact()
+        remove_temporaries(out)
     return result
 
 
-def _io_error_types() -> tuple[type, ...]:
-    from medden.io.errors import MeddenIOError
+def remove_temporaries(out: Path) -> int:
+    """Remove what an interrupted run (``kill -9``) left half-written under ``out``: the
+    ``.medden-tmp-*`` files and folders of :mod:`medden.io.atomic`. Returns how many were removed."""
+    import shutil
 
-    return (MeddenIOError,)
+    from medden.io.atomic import is_temporary
+
+    found = [p for p in out.rglob("*") if is_temporary(p)]
+    for p in sorted(found, key=lambda q: len(q.parts)):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return len(found)
 
 
 def _count(result: BatchResult, status: str) -> None:

@@ -140,6 +140,8 @@ def _device(device: str) -> Any:
         raise UsageError(f"--device must be cpu or cuda, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available on this machine")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun: one GPU per process
+        device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     return torch.device(device)
 
 

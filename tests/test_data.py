@@ -1,0 +1,124 @@
+"""Training data: splits that never leak, natural images split by image, user folders and pairs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medden.data import datasets
+from medden.data.samples import NATURAL_SPLITS, mni152, natural_image
+from medden.errors import UsageError
+
+
+def _digests(arrays: list[np.ndarray]) -> set[str]:
+    return {hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() for a in arrays}
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_mni152_slices_of_the_splits_are_disjoint_and_apart(axis):
+    vol, _ = mni152()
+    n = vol.shape[axis]
+    idx = datasets.slab_split(n, 8, datasets.SLAB_PATTERN_2D, gap=2)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        gaps = np.abs(np.subtract.outer(idx[a], idx[b]))
+        assert gaps.min() > 2, (a, b)  # no slice of one split within the gap of another's
+    slices = {s: datasets.mni152_slices(s, axis=axis) for s in ("train", "val", "test")}
+    assert all(slices.values())
+    digests = {s: _digests(v) for s, v in slices.items()}
+    assert not digests["train"] & digests["val"] and not digests["train"] & digests["test"]
+    # the slices returned are the template's planes at the split's indices
+    planes = _digests([np.take(vol, i, axis=axis)[None].astype(np.float32) for i in idx["val"]])
+    assert digests["val"] <= planes
+
+
+def test_mni152_slabs_stay_inside_their_split():
+    vol, _ = mni152()
+    idx = datasets.slab_split(vol.shape[2], 40, datasets.SLAB_PATTERN_3D, gap=4)
+    for split in ("train", "val", "test"):
+        slabs = datasets.mni152_slabs(split)
+        assert sum(s.shape[-1] for s in slabs) == len(idx[split])
+
+
+def test_natural_images_are_split_by_image():
+    names = {s: set(NATURAL_SPLITS[s]) for s in ("train", "val", "test")}
+    assert not names["train"] & names["val"] and not names["train"] & names["test"]
+    assert not names["val"] & names["test"]
+    imgs = {s: datasets.natural_images(s) for s in ("train", "test")}
+    assert imgs["train"] and imgs["test"]
+    assert not _digests(imgs["train"]) & _digests(imgs["test"])
+    color = datasets.natural_images("train", gray=False)
+    assert color and all(c.shape[0] == 3 for c in color)
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_folder_of_nifti_dicom_and_images_skips_the_bad_file(tmp_path):
+    import nibabel as nib
+
+    from medden.io import write_synthetic_series
+
+    vol, affine = mni152()
+    small = (vol[40:140:4, 50:160:4, 40:100:10] * 1000).astype(np.float32)  # 25 x 28 x 6
+    nib.save(nib.Nifti1Image(small, affine), tmp_path / "t1.nii.gz")
+    write_synthetic_series(small, affine, tmp_path / "dicom")
+    _png(tmp_path / "img.png", (natural_image("camera")[0][::8, ::8] * 255).astype(np.uint8))
+    (tmp_path / "broken.nii").write_bytes(b"not a nifti")
+    items = datasets.folder_images(tmp_path, axis=2)
+    shapes = sorted(i.shape for i in items)
+    # 6 axial slices from the NIfTI, 6 from the DICOM series, and the image
+    assert shapes.count((1, 25, 28)) == 12 and (1, 64, 64) in shapes and len(items) == 13
+    assert all(0.0 <= i.min() and i.max() <= 1.0 for i in items)
+    vols = datasets.folder_images(tmp_path / "t1.nii.gz", spatial_dims=3)
+    assert [v.shape for v in vols] == [(1, 25, 28, 6)]
+    with pytest.raises(UsageError, match="no readable images"):
+        datasets.folder_images(tmp_path / "broken.nii")
+
+
+def test_paired_folder_keeps_relative_brightness_and_refuses_unmatched(tmp_path):
+    clean = (natural_image("camera")[0][::8, ::8] * 255).astype(np.uint8)
+    dark = (clean * 0.2).astype(np.uint8)
+    _png(tmp_path / "lol" / "high" / "a.png", clean)
+    _png(tmp_path / "lol" / "low" / "a.png", dark)
+    items = datasets.paired_folder(tmp_path / "lol")
+    assert len(items) == 1
+    np.testing.assert_allclose(items[0]["target"][0], clean / 255.0, atol=1e-6)
+    np.testing.assert_allclose(items[0]["image"][0], dark / 255.0, atol=1e-6)
+    _png(tmp_path / "lol" / "low" / "b.png", dark)  # no clean twin
+    with pytest.raises(UsageError, match="do not hold the same files"):
+        datasets.paired_folder(tmp_path / "lol")
+    with pytest.raises(UsageError, match="no paired layout"):
+        datasets.paired_folder(tmp_path / "lol" / "high")
+
+
+def test_training_on_a_paired_folder_runs(tmp_path):
+    from medden.engine import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        clean = (natural_image("camera")[0][i * 64 : i * 64 + 64, :64] * 255).astype(np.uint8)
+        noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+        _png(tmp_path / "pairs" / "clean" / f"{i}.png", clean)
+        _png(tmp_path / "pairs" / "noisy" / f"{i}.png", noisy)
+    cfg = TrainConfig(
+        net="dncnn",
+        net_kwargs={"depth": 3, "features": 4},
+        out_dir=str(tmp_path / "run"),
+        data=str(tmp_path / "pairs"),
+        noise=None,
+        max_iterations=2,
+        val_interval=1,
+        batch_size=2,
+        patch_size=32,
+        max_val_images=1,
+        progress=False,
+    )
+    result = train(cfg)
+    assert result.iterations == 2 and Path(result.best_path).is_file()
