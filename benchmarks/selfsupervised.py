@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -43,6 +43,16 @@ def score(weights: Path, items: list[dict]) -> tuple[list[float], list[float]]:
     return p, s
 
 
+def verdict(mean_diff: float, ci_low: float) -> str:
+    """Whether fine-tuning beat the natural-image model (the lower end of the 95 % CI above 0)."""
+    if ci_low > 0:
+        return f"Fine-tuning beats the natural-image model: {mean_diff:+.2f} dB, the whole 95 % CI above 0."
+    return (
+        f"Fine-tuning does NOT beat the natural-image model here ({mean_diff:+.2f} dB; the 95 % CI "
+        "reaches 0 or below)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--net", default="dncnn")
@@ -52,6 +62,8 @@ def main() -> None:
     parser.add_argument("--level", type=float, default=0.05, help="Rician level of the MRI data")
     parser.add_argument("--work", default="runs/bench_selfsupervised")
     args = parser.parse_args()
+
+    import torch
 
     from medden.data.datasets import mni152_slices, validation_items
     from medden.engine import TrainConfig, train
@@ -104,7 +116,7 @@ def main() -> None:
     stats_s = paired_stats(after_s, before_s)
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {subprocess.getoutput('nproc')} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
         "command": "python benchmarks/selfsupervised.py "
         + f"--net {args.net} --iterations {args.iterations} --finetune-iterations {args.finetune_iterations}",
         "net": args.net,
@@ -139,6 +151,8 @@ def main() -> None:
         f"(95 % CI {stats_p.ci_low:+.2f} to {stats_p.ci_high:+.2f}, t-test p = {stats_p.t_pvalue:.2g}, "
         f"Wilcoxon p = {stats_p.wilcoxon_pvalue:.2g}); SSIM {stats_s.mean_diff:+.4f} "
         f"(p = {stats_s.t_pvalue:.2g}).",
+        "",
+        verdict(stats_p.mean_diff, stats_p.ci_low),
     ]
     (RESULTS / "selfsupervised.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
