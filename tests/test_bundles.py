@@ -1,0 +1,225 @@
+"""Every bundle in bundles/: configs parse and verify offline, inference and training run through
+`python -m monai.bundle run`, weights match their checksum, and the shipped weights denoise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "bundles"
+BUNDLES = sorted(p.parents[1].name for p in ROOT.glob("*/configs/inference.json"))
+CONFIGS = ("metadata", "inference", "train", "evaluate", "multi_gpu_train")
+
+
+def _monai_run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _meta(name: str) -> dict:
+    return json.loads((ROOT / name / "configs" / "metadata.json").read_text())
+
+
+def test_bundles_exist():
+    assert BUNDLES, "no bundle in bundles/"
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_layout_and_configs_parse(name):
+    from monai.bundle import ConfigParser
+
+    root = ROOT / name
+    for stem in CONFIGS:
+        assert (root / "configs" / f"{stem}.json").is_file(), stem
+    for extra in ("configs/logging.conf", "docs/README.md", "LICENSE", "models/model.safetensors"):
+        assert (root / extra).is_file(), extra
+    for stem in ("inference", "train", "evaluate"):
+        parser = ConfigParser()
+        parser.read_config(str(root / "configs" / f"{stem}.json"))
+        parser["bundle_root"] = str(root)
+        parser.parse()
+        assert "run" in parser and "network_def" in parser
+        net = parser.get_parsed_content("network_def")
+        assert type(net).__module__.startswith("medden.nets")  # the package's net, no copied code
+    docs = (root / "docs" / "README.md").read_text()
+    assert "trained on" in docs.lower() and "bm" in docs.lower()  # what data, and the baseline comparison
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_verify_metadata_net_in_out_and_checksum(name):
+    import medden.bundle
+    from medden.checkpoints import sha256_file
+
+    medden.bundle.verify(ROOT / name)  # offline: vendored schema, no download
+    weights = ROOT / name / "models" / "model.safetensors"
+    assert sha256_file(weights) == _meta(name)["medden"]["weights_sha256"]
+    assert weights.stat().st_size < 20 * 2**20
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    import shutil
+
+    import medden.bundle
+    from medden.checkpoints import CheckpointError
+
+    name = BUNDLES[0]
+    copy = tmp_path / name
+    shutil.copytree(ROOT / name, copy, ignore=shutil.ignore_patterns("eval"))
+    weights = copy / "models" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(copy / "configs" / "inference.json"))
+    parser["bundle_root"] = str(copy)
+    with pytest.raises(CheckpointError, match="sha256"):
+        medden.bundle.load_network(parser.get_parsed_content("network_def"), copy)
+
+
+def _tiny_inputs(folder: Path, dims: int) -> None:
+    """A small NIfTI volume and a small DICOM MR series with Rician noise."""
+    import nibabel as nib
+
+    from medden.data.samples import mni152_phantom
+    from medden.io import write_synthetic_series
+    from medden.noise import rician
+
+    vol, affine = mni152_phantom(step=4)
+    vol = rician(vol[5:37, 8:45, 14:24], 0.05, rng=0).astype(np.float32)
+    folder.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(vol, affine), folder / "t1.nii.gz")
+    write_synthetic_series(vol, affine, folder / "dicom" / "series")
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_inference_config_runs_on_a_users_folder(name, tmp_path):
+    _tiny_inputs(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    cfg = ROOT / name / "configs" / "inference.json"
+    proc = _monai_run(
+        "--config_file", str(cfg), "--dataset_dir", str(tmp_path / "in"), "--output_dir", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    done = {r["kind"] for r in records if r["status"] == "done"}
+    assert done == {"nifti", "dicom"}, records
+    import medden.io as mio
+
+    assert mio.load(out / "t1.nii.gz").shape == mio.load(tmp_path / "in" / "t1.nii.gz").shape
+    derived = next(Path(r["output"]) for r in records if r["status"] == "done" and r["kind"] == "dicom")
+    assert mio.load(derived).shape == mio.load(tmp_path / "in" / "dicom" / "series").shape
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_inference_config_runs_on_its_own_sample_data(name, tmp_path):
+    """No dataset: the bundle makes its sample input (deterministic, nothing downloaded)."""
+    out = tmp_path / "out"
+    proc = _monai_run(
+        "--config_file", str(ROOT / name / "configs" / "inference.json"), "--output_dir", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert records and all(r["status"] == "done" for r in records), records
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_train_config_runs_two_iterations(name, tmp_path):
+    cfg = ROOT / name / "configs" / "train.json"
+    meta = json.loads((ROOT / name / "configs" / "train.json").read_text())
+    small = 32 if meta["train_config"].get("spatial_dims", 2) == 3 else 48
+    proc = _monai_run(
+        "--config_file",
+        str(cfg),
+        "--output_dir",
+        str(tmp_path / "train"),
+        "--train_config#max_iterations",
+        "2",
+        "--train_config#val_interval",
+        "1",
+        "--train_config#patch_size",
+        str(small),
+        "--train_config#batch_size",
+        "2",
+        "--train_config#max_val_images",
+        "1",
+        "--train_config#progress",
+        "False",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "train" / "best.safetensors").is_file()
+    assert (ROOT / name / "models" / "model.safetensors").is_file()  # not replaced without install=True
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_shipped_weights_beat_the_noisy_sample(name):
+    """A real check of the shipped weights on the bundle's own (held-out, generated) sample."""
+    from monai.bundle import ConfigParser
+
+    import medden.bundle
+    from medden.metrics import psnr
+    from medden.workflows.denoise import Options, denoise_array, layout_of
+
+    root = ROOT / name
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser["bundle_root"] = str(root)
+    model = medden.bundle.load_network(parser.get_parsed_content("network_def"), root)
+    task = parser.get_parsed_content("task")
+    clean, noisy = medden.bundle.sample_pair(task, index=0)
+    layout = "volume" if task.startswith("mri_") else "image"
+    mode = parser.get_parsed_content("mode")
+    crop = (slice(None), slice(None), slice(30, 46)) if layout == "volume" else (slice(None),)
+    out, _ = denoise_array(
+        model,
+        noisy[crop],
+        layout_of("nifti" if layout == "volume" else "image", noisy),
+        Options(mode=mode, roi_size=32),
+        modality="MR" if layout == "volume" else None,
+    )
+    rng = float(clean.max() - clean.min())
+    assert psnr(clean[crop], out, data_range=rng) > psnr(clean[crop], noisy[crop], data_range=rng) + 1.0
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_denoise_command_with_bundle_and_model_name_use_the_same_weights(name, tmp_path):
+    from medden.cli import main
+    from medden.data.samples import natural_image
+
+    meta = json.loads((ROOT / name / "configs" / "inference.json").read_text())
+    src = tmp_path / "in"
+    src.mkdir()
+    if meta["mode"] == "3d":
+        import nibabel as nib
+
+        nib.save(
+            nib.Nifti1Image(np.random.default_rng(0).random((24, 20, 18), dtype=np.float32), np.eye(4)),
+            src / "v.nii.gz",
+        )
+        name_out = "v.nii.gz"
+    else:
+        from PIL import Image
+
+        channels = json.loads((ROOT / name / "configs" / "metadata.json").read_text())
+        c = channels["network_data_format"]["inputs"]["image"]["num_channels"]
+        img = natural_image("camera" if c == 1 else "astronaut", gray=c == 1)[:, ::8, ::8]
+        arr = (np.moveaxis(img, 0, -1) if c == 3 else img[0]) * 255
+        Image.fromarray(arr.astype(np.uint8)).save(src / "x.png")
+        name_out = "x.png"
+    assert main(["denoise", str(src), str(tmp_path / "a"), "--bundle", str(ROOT / name), "--quiet"]) == 0
+    assert main(["denoise", str(src), str(tmp_path / "b"), "--model", name, "--quiet"]) == 0
+    prov = [json.loads((tmp_path / d / f"{name_out}.provenance.json").read_text()) for d in ("a", "b")]
+    assert prov[0]["weights_sha256"] == prov[1]["weights_sha256"] == _meta(name)["medden"]["weights_sha256"]
+    assert (tmp_path / "a" / name_out).read_bytes() == (tmp_path / "b" / name_out).read_bytes()
