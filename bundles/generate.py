@@ -384,12 +384,19 @@ def _table(results: dict[str, Any], net_label: str) -> list[str]:
     return lines
 
 
+def _by_level(results: dict[str, Any]) -> list[tuple[Any, dict[str, dict[str, Any]]]]:
+    """The summary rows of an evaluation as (level, {method: row}), levels in their order."""
+    levels: dict[Any, dict[str, dict[str, Any]]] = {}
+    for r in results["summary"]:
+        levels.setdefault(r["level"], {})[r["method"]] = r
+    return list(levels.items())
+
+
 def _verdicts(name: str, results: dict[str, Any], net_label: str) -> list[str]:
     ref, margin = TARGETS[name]
-    by = {(r["level"], r["method"]): r for r in results["summary"]}
     out = []
-    for level in dict.fromkeys(r["level"] for r in results["summary"]):
-        net, base, noisy = by.get((level, net_label)), by.get((level, ref)), by.get((level, "noisy"))
+    for level, rows in _by_level(results):
+        net, base, noisy = rows.get(net_label), rows.get(ref), rows.get("noisy")
         if not net or not base:
             continue
         gain = net["psnr_fg_mean"] - base["psnr_fg_mean"]
@@ -418,21 +425,20 @@ def _verdicts(name: str, results: dict[str, Any], net_label: str) -> list[str]:
 
 def _worse_than_noisy(results: dict[str, Any], net_label: str) -> list[str]:
     """A warning for each level where the net's brain PSNR is below the noisy input's."""
-    by = {(r["level"], r["method"]): r for r in results["summary"]}
     worse = [
-        f"{level} ({by[(level, net_label)]['psnr_fg_mean']:.2f} vs {by[(level, 'noisy')]['psnr_fg_mean']:.2f} dB)"
-        for level in dict.fromkeys(r["level"] for r in results["summary"])
-        if (level, net_label) in by
-        and (level, "noisy") in by
-        and by[(level, net_label)]["psnr_fg_mean"] < by[(level, "noisy")]["psnr_fg_mean"]
+        f"{level} ({rows[net_label]['psnr_fg_mean']:.2f} vs {rows['noisy']['psnr_fg_mean']:.2f} dB)"
+        for level, rows in _by_level(results)
+        if net_label in rows
+        and "noisy" in rows
+        and rows[net_label]["psnr_fg_mean"] < rows["noisy"]["psnr_fg_mean"]
     ]
     if not worse:
         return []
     return [
         f"**Warning: on these real scans the model is below the noisy input in brain PSNR at level(s) "
         f"{', '.join(worse)}.** Part of that is the reference carrying the scan's own noise, which a blind "
-        "denoiser removes too; the rest is probably over-smoothing of anatomy the smooth template does not show. Fine-tune on "
-        "your own scans before use.",
+        "denoiser removes too; the rest is probably over-smoothing of anatomy the smooth template does not "
+        "show. Fine-tune on your own scans before use.",
         "",
     ]
 
