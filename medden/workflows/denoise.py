@@ -622,8 +622,12 @@ def remove_temporaries(out: Path) -> int:
 
     from medden.io.atomic import is_temporary
 
-    found = [p for p in out.rglob("*") if is_temporary(p)]
-    for p in sorted(found, key=lambda q: len(q.parts)):
+    found = [  # the outermost temporaries only: what is inside a temporary folder goes with it
+        p
+        for p in out.rglob("*")
+        if is_temporary(p) and not any(is_temporary(a) for a in p.relative_to(out).parents)
+    ]
+    for p in found:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
