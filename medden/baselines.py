@@ -22,6 +22,8 @@ name                noise   method
 ``nlm``             AWGN    non-local means (``skimage.restoration.denoise_nl_means``), h = 0.8 σ
 ``median``          impulse median filter (``scipy.ndimage.median_filter``) of side ``size``
 ``switching_median`` impulse adaptive switching median: only impulses are replaced
+``gamma``           low light gamma correction, γ chosen so the mean luminance maps to mid-gray
+``clahe``           low light contrast-limited adaptive histogram equalisation (scikit-image)
 =================== ======= ===============================================================
 
 ``bm3d`` and ``bm4d`` take ``rician_bias_correction=True`` for magnitude MRI: before denoising,
@@ -355,9 +357,70 @@ class SwitchingMedian(ClassicalDenoiser):
         return np.stack([self._channel(c) for c in image])
 
 
+def _luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of a channel-first RGB image, the image itself for one channel."""
+    if image.shape[0] == 3:
+        return np.tensordot(np.array([0.299, 0.587, 0.114]), image, axes=1)
+    return image.mean(axis=0)
+
+
+@dataclass
+class Gamma(ClassicalDenoiser):
+    """Low-light baseline: gamma correction ``x ** (1 / γ)`` (``skimage.exposure.adjust_gamma``).
+
+    With ``gamma=None`` (the default) γ is chosen per image so that its mean luminance is mapped to
+    ``target_mean`` (mid-gray: the classic auto-exposure rule); nothing about the reference image is
+    used. The noise is not touched.
+
+    Args:
+        gamma: fixed γ (> 0; 2.2 brightens like a display curve), or None for the automatic choice.
+        target_mean: mean luminance the automatic γ aims at, in (0, 1).
+    """
+
+    name: ClassVar[str] = "gamma"
+    gamma: float | None = None
+    target_mean: float = 0.5
+
+    def denoise_image(self, image: np.ndarray, sigma: float | None) -> np.ndarray:
+        from skimage.exposure import adjust_gamma
+
+        x = np.clip(image, 0.0, 1.0)
+        gamma = self.gamma
+        if gamma is None:
+            mean = float(np.clip(_luminance(x).mean(), 1e-4, 1 - 1e-4))
+            gamma = np.log(mean) / np.log(self.target_mean)  # mean ** (1 / γ) == target_mean
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        return adjust_gamma(x, 1.0 / gamma)
+
+
+@dataclass
+class CLAHE(ClassicalDenoiser):
+    """Low-light baseline: contrast-limited adaptive histogram equalisation
+    (``skimage.exposure.equalize_adapthist``; an RGB image is equalised on its HSV value channel).
+
+    Args:
+        clip_limit: clipping limit in (0, 1]; higher gives more contrast.
+        kernel_size: tile side in pixels, or None for 1/8 of each image side (scikit-image's default).
+    """
+
+    name: ClassVar[str] = "clahe"
+    clip_limit: float = 0.01
+    kernel_size: int | None = None
+
+    def denoise_image(self, image: np.ndarray, sigma: float | None) -> np.ndarray:
+        from skimage.exposure import equalize_adapthist
+
+        x = np.clip(image, 0.0, 1.0)
+        kw = {"clip_limit": self.clip_limit, "kernel_size": self.kernel_size}
+        if image.ndim == 3 and image.shape[0] == 3:
+            return np.moveaxis(equalize_adapthist(np.moveaxis(x, 0, -1), **kw), -1, 0)
+        return np.stack([equalize_adapthist(c, **kw) for c in x])
+
+
 #: name -> denoiser class; :func:`get` builds one.
 BASELINES: dict[str, type[ClassicalDenoiser]] = {
-    cls.name: cls for cls in (BM3D, BM4D, NLMeans, Median, SwitchingMedian)
+    cls.name: cls for cls in (BM3D, BM4D, NLMeans, Median, SwitchingMedian, Gamma, CLAHE)
 }
 
 

@@ -163,7 +163,9 @@ def load_network(network: Any, bundle_root: str | os.PathLike[str], device: Any 
     expected = meta.get("medden", {}).get("weights_sha256")
     digest = checkpoints.load_weights(network, weights, sha256=expected)
     extra = {"bundle": str(root), "bundle_version": meta.get("version")}
-    return wrap_net(network, root.name, weights, digest, "bundle", device, extra)
+    resolved = wrap_net(network, root.name, weights, digest, "bundle", device, extra)
+    resolved.intensity = meta.get("medden", {}).get("intensity", "minmax")
+    return resolved
 
 
 def inference(

@@ -33,6 +33,10 @@ def _plain(x: Any) -> torch.Tensor:
     return t.float()
 
 
+#: how :class:`IntensityScaler` picks its range
+INTENSITY_MODES = ("minmax", "percentile", "dtype")
+
+
 @dataclass
 class IntensityScaler:
     """A per-image linear map into [0, 1] with an exact inverse.
@@ -41,7 +45,10 @@ class IntensityScaler:
     the image's minimum and maximum and nothing is clipped. With ``mode="percentile"`` they are the
     ``percentiles`` of the image (robust to a few very bright voxels such as metal in CT); voxels
     outside are clipped for the denoiser, counted in ``clipped``, and given back unchanged by
-    :meth:`inverse` (they are passed through, not denoised).
+    :meth:`inverse` (they are passed through, not denoised). With ``mode="dtype"`` the range is the
+    input's type: 0 to 255 for 8-bit, 0 to 65535 for 16-bit images (a photograph's brightness is kept:
+    what a low-light model needs, and what a σ on 0-255 means), [0, 1] for floats already in it, and
+    the minimum and maximum otherwise.
 
     Example:
         >>> import numpy as np
@@ -58,16 +65,22 @@ class IntensityScaler:
 
     @classmethod
     def fit(cls, x: Any, mode: str = "minmax", percentiles: Sequence[float] = (0.5, 99.5)) -> IntensityScaler:
-        arr = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
+        raw = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)
+        arr = raw.astype(np.float64, copy=False)
         finite = arr[np.isfinite(arr)]
         if finite.size == 0:
             raise ValueError("the image has no finite value")
-        if mode == "minmax":
+        if mode == "dtype" and np.issubdtype(raw.dtype, np.integer):
+            info = np.iinfo(raw.dtype)
+            low, high = (float(info.min), float(info.max)) if info.min < 0 else (0.0, float(info.max))
+        elif mode == "dtype" and finite.min() >= 0.0 and finite.max() <= 1.0:
+            low, high = 0.0, 1.0
+        elif mode in ("minmax", "dtype"):
             low, high = float(finite.min()), float(finite.max())
         elif mode == "percentile":
             low, high = (float(v) for v in np.percentile(finite, percentiles))
         else:
-            raise ValueError(f"mode must be 'minmax' or 'percentile', not {mode!r}")
+            raise ValueError(f"mode must be one of {INTENSITY_MODES}, not {mode!r}")
         if high <= low:
             high = low + 1.0  # a constant image: any positive span maps it to 0
         clipped = int(np.count_nonzero((arr < low) | (arr > high)))

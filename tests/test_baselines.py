@@ -32,7 +32,7 @@ def mri3d():
 
 
 def test_registry():
-    assert baselines.available() == ["bm3d", "bm4d", "median", "nlm", "switching_median"]
+    assert baselines.available() == ["bm3d", "bm4d", "clahe", "gamma", "median", "nlm", "switching_median"]
     assert baselines.get("median", size=5).config() == {"name": "median", "size": 5, "mode": "reflect"}
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines.get("wiener")
@@ -133,3 +133,32 @@ def test_shapes_types_and_batches(name):
     if fn.noise_aware:
         with pytest.raises(ValueError, match="batch of 2"):
             fn(batch, [0.1, 0.2, 0.3])
+
+
+def test_gamma_brings_the_mean_luminance_to_mid_gray_and_a_fixed_gamma_is_a_power():
+    from medden.noise import lowlight
+
+    clean = natural_image("astronaut", gray=False)[:, ::4, ::4]
+    dark = lowlight(clean, 0.1, rng=0, reference=1.0)
+    out = baselines.get("gamma")(dark)
+    luma = np.tensordot(np.array([0.299, 0.587, 0.114]), out, axes=1)
+    assert out.shape == dark.shape and out.dtype == dark.dtype
+    assert 0.3 < float(luma.mean()) < 0.6 and float(out.mean()) > 3 * float(dark.mean())
+    flat = np.full((3, 8, 8), 0.04, dtype=np.float32)  # the mean luminance itself is mapped to mid-gray
+    np.testing.assert_allclose(baselines.get("gamma")(flat), 0.5, rtol=1e-4)
+    x = np.linspace(0, 1, 64, dtype=np.float32).reshape(1, 8, 8)
+    np.testing.assert_allclose(baselines.get("gamma", gamma=2.0)(x), np.sqrt(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        baselines.get("gamma", gamma=-1.0)(x)
+
+
+def test_clahe_raises_the_contrast_of_a_dark_image_gray_and_color():
+    from medden.noise import lowlight
+
+    for gray in (True, False):
+        clean = natural_image("astronaut", gray=gray)[:, ::4, ::4]
+        dark = lowlight(clean, 0.15, rng=1, reference=1.0)
+        out = baselines.get("clahe")(dark)
+        assert out.shape == dark.shape and out.dtype == dark.dtype
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        assert float(out.std()) > 2 * float(dark.std())

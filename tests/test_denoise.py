@@ -101,6 +101,26 @@ def test_image_folder_mirrors_format_and_bit_depth(image_folder, tmp_path, capsy
         assert {"input", "output", "status", "error", "seconds"} <= set(rec)
 
 
+def test_figures_only_on_request_and_inside_the_output_folder(image_folder, tmp_path):
+    from PIL import Image
+
+    plain, shown = tmp_path / "plain", tmp_path / "shown"
+    assert main(["denoise", str(image_folder), str(plain), "--model", "median", "--quiet"]) == 3
+    assert not (plain / "figures").exists()
+    assert main(["denoise", str(image_folder), str(shown), "--model", "median", "--figures", "--quiet"]) == 3
+    figures = sorted(str(p.relative_to(shown)) for p in (shown / "figures").rglob("*.png"))
+    assert figures == [
+        "figures/a/cam.figure.png",
+        "figures/b/mri16.figure.png",
+        "figures/c/astro.figure.png",
+        "figures/d.figure.png",
+    ]
+    for f in figures:
+        with Image.open(shown / f) as im:
+            assert im.format == "PNG" and im.width > 2 * im.height  # three panels side by side
+    assert not list(tmp_path.rglob(".medden-tmp-*"))
+
+
 def test_rerun_skips_done_units_and_overwrite_redoes_them(image_folder, tmp_path):
     out = tmp_path / "out"
     assert main(["denoise", str(image_folder / "a"), str(out), "--model", "median", "--quiet"]) == 0

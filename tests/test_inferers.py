@@ -98,3 +98,24 @@ def test_bad_modes():
         infer(identity, torch.rand(1, 8, 8), mode="3d")
     with pytest.raises(ValueError):
         infer(identity, torch.rand(1, 8, 8, 8), mode="cubic")
+
+
+def test_intensity_scaler_dtype_mode_keeps_the_brightness_of_photographs():
+    from medden.inferers import IntensityScaler
+
+    dark = np.array([[10, 20, 40]], dtype=np.uint8)
+    s = IntensityScaler.fit(dark, mode="dtype")
+    assert (s.low, s.high) == (0.0, 255.0)
+    np.testing.assert_allclose(s.forward(dark.astype(np.float64)), dark / 255.0)
+    np.testing.assert_allclose(s.inverse(s.forward(dark.astype(np.float64))), dark)
+    assert (IntensityScaler.fit(np.array([5], np.uint16), mode="dtype").high) == 65535.0
+    signed = IntensityScaler.fit(np.array([-5, 7], np.int16), mode="dtype")
+    assert (signed.low, signed.high) == (-32768.0, 32767.0)
+    unit = IntensityScaler.fit(np.array([0.1, 0.3]), mode="dtype")  # floats already in [0, 1] stay
+    assert (unit.low, unit.high) == (0.0, 1.0)
+    wide = IntensityScaler.fit(np.array([-2.0, 3.0]), mode="dtype")  # other floats: their range
+    assert (wide.low, wide.high) == (-2.0, 3.0)
+    minmax = IntensityScaler.fit(dark)
+    assert (minmax.low, minmax.high) == (10.0, 40.0)
+    with pytest.raises(ValueError, match="dtype"):
+        IntensityScaler.fit(dark, mode="bogus")

@@ -57,9 +57,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--overlap", type=float, default=0.25, help="window overlap in 3d mode")
     p.add_argument(
         "--intensity",
-        choices=("minmax", "percentile"),
-        default="minmax",
-        help="per-unit scaling into [0, 1] (percentile: 0.5-99.5 %%, outliers passed through)",
+        choices=("minmax", "percentile", "dtype"),
+        default=None,
+        help="per-unit scaling into [0, 1]: minmax, percentile (0.5-99.5 %%, outliers passed through) or "
+        "dtype (0-255 for 8-bit images); default: what the model was trained with, else minmax",
+    )
+    p.add_argument(
+        "--figures",
+        action="store_true",
+        help="also write OUTPUT/figures/<name>.figure.png: input, denoised and |input - denoised|",
     )
     p.add_argument("--shard", help="i/N: process every N-th unit starting at i")
     p.add_argument("--overwrite", action="store_true", help="redo units that are done and replace outputs")
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         roi_size=args.roi_size,
         intensity=args.intensity,
+        figures=args.figures,
     )
     shard = parse_shard(args.shard)
     check_paths(Path(args.input), Path(args.output))  # before loading any model

@@ -242,7 +242,8 @@ class Options:
     overlap: float = 0.25
     roi_size: int = 64
     context: int | None = None
-    intensity: str = "minmax"
+    intensity: str | None = None
+    figures: bool = False
 
 
 def _scaled_sigma(arr01: np.ndarray, noise_level: str | float | None, modality: str | None) -> float | None:
@@ -333,7 +334,7 @@ def denoise_array(
     mode = check_mode(model, options.mode)
     if not is_volume and mode != "2d":
         raise UsageError(f"--mode {mode} needs a volume; this input is a 2D image")
-    scaler = IntensityScaler.fit(chw, mode=options.intensity)
+    scaler = IntensityScaler.fit(chw, mode=options.intensity or model.intensity)
     x = scaler.forward(chw.astype(np.float32))
     sigma = _scaled_sigma(x, options.noise_level, modality) if model.noise_aware else None
     if options.noise_level not in (None, "auto") and not model.noise_aware:
@@ -548,6 +549,15 @@ def run_batch(
                         processing=processing,
                     )
                 )
+            if options.figures:
+                save_panels(
+                    figure_path(out, unit.output),
+                    loaded.array,
+                    denoised,
+                    layout,
+                    title=f"{unit.label}: {model.name}",
+                    intensity=options.intensity or model.intensity,
+                )
             t_write = time.perf_counter()
             seconds = round(t_write - t0, 3)
             phases = {
@@ -563,7 +573,7 @@ def run_batch(
                     "mode": info["mode"],
                     "axis": options.axis,
                     "noise_level": info["sigma"],
-                    "intensity": options.intensity,
+                    "intensity": options.intensity or model.intensity,
                     "clipped_for_denoiser": info["clipped"],
                     "clipped_on_write": on_write.clipped,
                     "input": record["input"],
@@ -613,6 +623,58 @@ def run_batch(
         manifest.compact()
         remove_temporaries(out)
     return result
+
+
+def figure_path(out: Path, unit_output: Path) -> Path:
+    """Where the figure of a unit goes: ``OUT/figures/`` mirroring the unit's output path, as PNG."""
+    rel = unit_output.relative_to(out)
+    return out / "figures" / rel.parent / (rel.name.split(".")[0] + ".figure.png")
+
+
+def save_panels(
+    path: Path, noisy: np.ndarray, denoised: np.ndarray, layout: str, title: str, intensity: str = "minmax"
+) -> None:
+    """The three-panel figure of a denoised unit: input, output and ``|input − output|`` (``hot``: what
+    was removed), both images on the input's [0, 1] scale; volumes show their middle axial slice.
+    Written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from medden.inferers import IntensityScaler
+    from medden.io.atomic import atomic_path
+    from medden.workflows.evaluate import _plane
+
+    def channel_first(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        if layout == "color_volume":
+            return np.moveaxis(a, -1, 0)
+        if layout == "volume":
+            return (a[..., 0] if a.ndim == 4 else a)[None] if a.ndim >= 3 else a[None]
+        return a
+
+    x, y = channel_first(noisy), channel_first(denoised)
+    scaler = IntensityScaler.fit(x, mode=intensity)
+    xs, ys = (np.asarray(scaler.forward(a.astype(np.float64)), dtype=np.float32) for a in (x, y))
+    rotate = layout != "image"
+    diff = _plane(np.abs(xs - ys), rotate)
+    diff = diff.max(axis=-1) if diff.ndim == 3 else diff
+    fig = Figure(figsize=(9.0, 3.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+    axes[0].imshow(_plane(xs, rotate), **gray)
+    axes[0].set_title("input", fontsize=9)
+    axes[1].imshow(_plane(ys, rotate), **gray)
+    axes[1].set_title("denoised", fontsize=9)
+    im = axes[2].imshow(diff, cmap="hot", vmin=0.0, vmax=max(float(np.percentile(diff, 99.5)), 1e-3))
+    axes[2].set_title("|input − denoised|", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
 
 
 def remove_temporaries(out: Path) -> int:

@@ -37,6 +37,8 @@ class ResolvedModel:
         kind: ``net``, ``bundle`` or ``baseline``.
         default_mode: the inference mode the model was made for (``2d`` or ``3d``).
         extra: anything else worth recording (bundle version, net arguments).
+        intensity: the scaling into [0, 1] the model was trained for (:class:`medden.inferers.IntensityScaler`
+            mode): ``minmax`` per unit for medical images, ``dtype`` (0-255) for photographs.
     """
 
     name: str
@@ -49,6 +51,7 @@ class ResolvedModel:
     kind: str = "net"
     default_mode: str = "2d"
     extra: dict[str, Any] = field(default_factory=dict)
+    intensity: str = "minmax"
 
     def provenance(self) -> dict[str, Any]:
         """The model part of a provenance record."""
