@@ -219,9 +219,8 @@ BUNDLES: dict[str, dict[str, Any]] = {
             "baselines": ["bm3d"],
             "method_kwargs": {},
             "references": refs,
-            **({"net_kwargs": net_kwargs} if net_kwargs else {}),
         }
-        for name, title, net, channels, kind, paper, iterations, lr, refs, net_kwargs in (
+        for name, title, net, channels, kind, paper, iterations, lr, refs in (
             (
                 "dncnn_gray",
                 "DnCNN blind gray AWGN denoising",
@@ -232,7 +231,6 @@ BUNDLES: dict[str, dict[str, Any]] = {
                 1400,
                 1e-3,
                 [DNCNN_REFERENCE, BM3D_REFERENCE],
-                None,
             ),
             (
                 "gimsanet_gray",
@@ -244,7 +242,6 @@ BUNDLES: dict[str, dict[str, Any]] = {
                 1700,
                 5e-4,
                 [GIMSANET_REFERENCE, BM3D_REFERENCE],
-                None,
             ),
             (
                 "gimsanet_color",
@@ -256,7 +253,6 @@ BUNDLES: dict[str, dict[str, Any]] = {
                 1700,
                 5e-4,
                 [GIMSANET_REFERENCE, BM3D_REFERENCE],
-                None,
             ),
             (
                 "mgmsdnet_gray",
@@ -268,7 +264,6 @@ BUNDLES: dict[str, dict[str, Any]] = {
                 1300,
                 5e-4,
                 [MGMSDNET_REFERENCE, BM3D_REFERENCE],
-                None,
             ),
         )
     },

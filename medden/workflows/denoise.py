@@ -330,7 +330,7 @@ def denoise_array(
         return np.stack(outs, axis=-1), {**infos[0], "clipped": sum(i["clipped"] for i in infos)}
     is_volume = layout != "image"
     color_volume = layout == "color_volume"
-    chw = np.moveaxis(arr, -1, 0) if color_volume else (arr[None] if is_volume else arr)
+    chw = channel_first(arr, layout)
     mode = check_mode(model, options.mode)
     if not is_volume and mode != "2d":
         raise UsageError(f"--mode {mode} needs a volume; this input is a 2D image")
@@ -367,6 +367,17 @@ def denoise_array(
     result = scaler.inverse(y.astype(np.float64), chw)
     result = np.moveaxis(result, 0, -1) if color_volume else (result[0] if is_volume else result)
     return result, {"clipped": int(scaler.clipped), "sigma": sigma, "mode": mode}
+
+
+def channel_first(array: np.ndarray, layout: str) -> np.ndarray:
+    """An array of ``layout`` as the channel-first ``(C, ...)`` array the denoisers take; a series of
+    volumes ``(X, Y, Z, T)`` gives its first volume."""
+    a = np.asarray(array)
+    if layout == "color_volume":
+        return np.moveaxis(a, -1, 0)
+    if layout == "volume":
+        return (a[..., 0] if a.ndim == 4 else a)[None]
+    return a
 
 
 def work_size(layout: str, shape: tuple[int, ...], mode: str, axis: int) -> int:
@@ -463,6 +474,7 @@ def run_batch(
     import medden.io as mio
 
     options = options or Options()
+    intensity = options.intensity or model.intensity  # as denoise_array resolves it: for the records
     src, out = Path(input_path), Path(output)
     check_paths(src, out)
     check_mode(model, options.mode)
@@ -556,7 +568,7 @@ def run_batch(
                     denoised,
                     layout,
                     title=f"{unit.label}: {model.name}",
-                    intensity=options.intensity or model.intensity,
+                    intensity=intensity,
                 )
             t_write = time.perf_counter()
             seconds = round(t_write - t0, 3)
@@ -573,7 +585,7 @@ def run_batch(
                     "mode": info["mode"],
                     "axis": options.axis,
                     "noise_level": info["sigma"],
-                    "intensity": options.intensity or model.intensity,
+                    "intensity": intensity,
                     "clipped_for_denoiser": info["clipped"],
                     "clipped_on_write": on_write.clipped,
                     "input": record["input"],
@@ -644,15 +656,7 @@ def save_panels(
     from medden.io.atomic import atomic_path
     from medden.workflows.evaluate import _plane
 
-    def channel_first(a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a)
-        if layout == "color_volume":
-            return np.moveaxis(a, -1, 0)
-        if layout == "volume":
-            return (a[..., 0] if a.ndim == 4 else a)[None] if a.ndim >= 3 else a[None]
-        return a
-
-    x, y = channel_first(noisy), channel_first(denoised)
+    x, y = channel_first(noisy, layout), channel_first(denoised, layout)
     scaler = IntensityScaler.fit(x, mode=intensity)
     xs, ys = (np.asarray(scaler.forward(a.astype(np.float64)), dtype=np.float32) for a in (x, y))
     rotate = layout != "image"
