@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.medden-installed
 DEV_STAMP := $(VENV)/.medden-dev-installed
 
-.PHONY: demo test test-slow lint install install-dev clean
+.PHONY: demo test test-slow benchmark lint install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,14 @@ demo: $(STAMP)
 	$(VENV)/bin/medden demo --out demo_output
 
 lint: $(DEV_STAMP)
-	$(VENV)/bin/ruff check medden tests benchmarks bundles
-	$(VENV)/bin/ruff format --check medden tests benchmarks bundles
+	$(VENV)/bin/ruff check medden tests benchmarks bundles notebooks conftest.py
+	$(VENV)/bin/ruff format --check medden tests benchmarks bundles notebooks conftest.py
 
 test: lint
 	$(PY) -m pytest -q
+
+benchmark: $(DEV_STAMP)
+	$(PY) benchmarks/suite.py
 
 test-slow: $(DEV_STAMP)
 	$(PY) -m pytest -q -m slow

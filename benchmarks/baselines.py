@@ -20,11 +20,10 @@ import os
 import platform
 import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
+from common import RESULTS  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
 SIDE = 256
 NOISE = {
     "bm3d": ("rician", 0.05),

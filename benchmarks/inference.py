@@ -28,8 +28,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS  # noqa: E402
 
 
 def _net_model(name: str, dims: int):
@@ -173,7 +172,7 @@ def main() -> None:
         "rss_self_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
     }
     print(json.dumps(report, indent=1))
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "inference.json").write_text(json.dumps(report, indent=1))
     lines = [
         f"Measured {report['date']} on {report['machine']} with `{report['command'].strip()}`.",

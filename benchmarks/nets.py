@@ -20,14 +20,12 @@ import json
 import platform
 import time
 from datetime import date
-from pathlib import Path
 
 import torch
+from common import RESULTS  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode
 
 from medden import __version__, nets
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -99,7 +97,7 @@ def main() -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "nets.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

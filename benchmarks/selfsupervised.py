@@ -22,8 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS  # noqa: E402
 
 
 def score(weights: Path, items: list[dict]) -> tuple[list[float], list[float]]:
@@ -61,6 +60,12 @@ def main() -> None:
     parser.add_argument("--finetune-iterations", type=int, default=400)
     parser.add_argument("--level", type=float, default=0.05, help="Rician level of the MRI data")
     parser.add_argument("--work", default="runs/bench_selfsupervised")
+    parser.add_argument(
+        "--natural",
+        default=None,
+        help="weights of a net already trained on natural images (e.g. the dncnn_gray bundle's "
+        "models/model.safetensors) instead of training one here (step 1)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -72,31 +77,34 @@ def main() -> None:
 
     work = Path(args.work)
     t0 = time.perf_counter()
-    natural = train(
-        TrainConfig(
-            net=args.net,
-            net_kwargs=args.net_kwargs,
-            out_dir=str(work / "natural"),
-            data="skimage-gray",
-            noise="gaussian",
-            absolute=True,
-            level_range=(0.0, 0.12),
-            val_levels=(0.05,),
-            max_iterations=args.iterations,
-            val_interval=max(1, args.iterations // 5),
-            batch_size=8,
-            patch_size=64,
-            lr=1e-3,
-            loss="mse",
-            scheduler="cosine",
-            progress=False,
+    natural_path = Path(args.natural) if args.natural else None
+    if natural_path is None:
+        natural = train(
+            TrainConfig(
+                net=args.net,
+                net_kwargs=args.net_kwargs,
+                out_dir=str(work / "natural"),
+                data="skimage-gray",
+                noise="gaussian",
+                absolute=True,
+                level_range=(0.0, 0.12),
+                val_levels=(0.05,),
+                max_iterations=args.iterations,
+                val_interval=max(1, args.iterations // 5),
+                batch_size=8,
+                patch_size=64,
+                lr=1e-3,
+                loss="mse",
+                scheduler="cosine",
+                progress=False,
+            )
         )
-    )
+        natural_path = Path(natural.best_path)
     test_items = validation_items(mni152_slices("test"), "rician", [args.level], seed=99)
     noisy_p = [psnr(it["target"], it["image"], 1.0, mask=foreground_mask(it["target"])) for it in test_items]
-    before_p, before_s = score(Path(natural.best_path), test_items)
+    before_p, before_s = score(natural_path, test_items)
     cfg = finetune_config(
-        natural.best_path,
+        natural_path,
         "mni152",
         str(work / "finetuned"),
         method="neighbor2neighbor",
@@ -118,7 +126,13 @@ def main() -> None:
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)",
         "command": "python benchmarks/selfsupervised.py "
-        + f"--net {args.net} --iterations {args.iterations} --finetune-iterations {args.finetune_iterations}",
+        + (
+            f"--natural {args.natural}"
+            if args.natural
+            else f"--net {args.net} --iterations {args.iterations}"
+        )
+        + f" --finetune-iterations {args.finetune_iterations}",
+        "natural_weights": str(natural_path),
         "net": args.net,
         "rician_level": args.level,
         "test_slices": len(test_items),
@@ -136,10 +150,14 @@ def main() -> None:
         "",
         f"Machine: {result['machine']}. Command: `{result['command']}`.",
         "",
-        f"{args.net} trained {args.iterations} iterations on skimage photographs (Gaussian σ 0–0.12), then "
-        f"fine-tuned {args.finetune_iterations} iterations with Neighbor2Neighbor on MNI152 training slices "
-        f"carrying Rician {args.level:.0%} noise (no clean data). Test: {len(test_items)} held-out MNI152 "
-        "slices (other slabs), foreground PSNR/SSIM.",
+        (
+            f"The net in `{args.natural}` (trained on natural images)"
+            if args.natural
+            else f"{args.net} trained {args.iterations} iterations on skimage photographs (Gaussian σ 0–0.12)"
+        )
+        + f", then fine-tuned {args.finetune_iterations} iterations with Neighbor2Neighbor on MNI152 "
+        f"training slices carrying Rician {args.level:.0%} noise (no clean data). Test: "
+        f"{len(test_items)} held-out MNI152 slices (other slabs), foreground PSNR/SSIM.",
         "",
         "| model | PSNR fg (dB) | SSIM fg |",
         "|---|---|---|",

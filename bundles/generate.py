@@ -106,7 +106,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
             "level_range": [0.01, 0.1],
             "patch_size": 48,
             "batch_size": 2,
-            "max_iterations": 3000,
+            "max_iterations": 1500,
             "val_interval": 500,
             "lr": 5e-4,
             "scheduler": "cosine",

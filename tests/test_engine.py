@@ -219,3 +219,20 @@ def test_two_process_gloo_run_sees_different_data(tmp_path):
     # only rank 0 writes the log: one record per logged event, not two
     log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len([r for r in log if "val_ssim" in r]) == 2
+
+
+def test_self_supervised_finetuning_keeps_batchnorm_statistics(tmp_path):
+    """Sub-sampled inputs must not overwrite the running statistics the net is later used with."""
+    from medden.checkpoints import load_state_dict
+
+    kw = {"net": "dncnn", "net_kwargs": {"features": 8, "depth": 4}, "max_iterations": 2, "val_interval": 2}
+    base = train(_cfg(tmp_path, "base", **kw))
+    ssl = {**kw, "init_weights": base.best_path, "self_supervised": "neighbor2neighbor", "lr": 1e-3}
+    kept = train(_cfg(tmp_path, "kept", **ssl))
+    moved = train(_cfg(tmp_path, "moved", **ssl, freeze_norm_stats=False))
+    before, after, updated = (load_state_dict(r.best_path) for r in (base, kept, moved))
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    weights = [k for k in before if k.endswith("weight")]
+    assert stats and all(np.array_equal(before[k], after[k]) for k in stats)
+    assert any(not np.array_equal(before[k], after[k]) for k in weights)  # the rest did train
+    assert any(not np.array_equal(before[k], updated[k]) for k in stats)

@@ -184,3 +184,22 @@ def test_net_from_its_weights(tmp_path, capsys):
     proc = _cli("evaluate", "--methods", f"hmadnet={weights}", "--out", str(tmp_path / "o2"))
     assert proc.returncode == 2 and "holds weights of 'dncnn'" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bundle_by_name(tmp_path, capsys):
+    """A bundle's name is a method: its checksummed weights, labelled by the bundle, above the noisy input."""
+    from medden.workflows.models import available_bundles
+
+    if "hmadnet_mri_rician" not in available_bundles():
+        pytest.skip("the hmadnet_mri_rician bundle is not in this checkout")
+    out = tmp_path / "out"
+    args = ["evaluate", "--methods", "noisy", "hmadnet_mri_rician", "--levels", "0.05", "--max-images", "2"]
+    assert main([*args, "--out", str(out), "--quiet", "--no-figures"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    (spec,) = [m for m in results["methods"] if m["kind"] == "net"]
+    assert spec["label"] == "hmadnet_mri_rician" and spec["name"] == "hmadnet-compact"
+    psnr = {r["method"]: r["psnr_fg_mean"] for r in results["summary"]}
+    assert psnr["hmadnet_mri_rician"] > psnr["noisy"] + 3
+    # an unknown name lists the bundles that can be used
+    proc = _cli("evaluate", "--methods", "no_such_bundle", "--out", str(tmp_path / "o2"))
+    assert proc.returncode == 2 and "hmadnet_mri_rician" in proc.stderr, proc.stderr

@@ -72,6 +72,10 @@ class TrainConfig:
         overfit: smoke test: train and validate on only this many images, without augmentation.
         max_val_images: cap on validation images (each at every validation level).
         self_supervised: ``neighbor2neighbor`` or ``noise2self``: train on noisy data with no target.
+        freeze_norm_stats: keep the running statistics of batch normalisation layers fixed (their
+            affine weights still train). None: fixed for self-supervised fine-tuning, where the
+            sub-sampled or masked inputs have other statistics than the full images the net later sees
+            (updating them cost DnCNN 2 dB in 10 iterations on MRI), updated otherwise.
         tracking: also log to ``tensorboard`` and/or ``mlflow``.
         num_workers: data-loader worker processes.
         progress: show a progress bar.
@@ -110,6 +114,7 @@ class TrainConfig:
     overfit: int | None = None
     max_val_images: int | None = 8
     self_supervised: str | None = None
+    freeze_norm_stats: bool | None = None
     tracking: tuple[str, ...] = ()
     num_workers: int = 0
     progress: bool = True
@@ -532,9 +537,14 @@ def _run(local_rank: int, cfg: TrainConfig, box: dict[str, TrainResult]) -> None
     )
 
     seen: list[int] = []
+    freeze = cfg.self_supervised is not None if cfg.freeze_norm_stats is None else cfg.freeze_norm_stats
+    batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+    norms = [m for m in model.modules() if isinstance(m, batch_norms)] if freeze else []
 
     def step(engine: Engine, batch: dict[str, Any]) -> dict[str, float]:
         model.train()
+        for m in norms:  # the running statistics stay those of the trained net
+            m.eval()
         x = _plain(batch["image"]).to(device).float()
         if cfg.audit_data:
             seen.extend(int(i) for i in batch["index"])

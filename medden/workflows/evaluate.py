@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from medden.errors import UsageError
+from medden.workflows.models import available_bundles
 
 METRICS = ("psnr", "ssim", "psnr_fg", "ssim_fg")
 SIGMA_MODES = ("true", "estimate")
@@ -151,10 +152,13 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
             method = Method(label=NOISY, kind="noisy", name=NOISY)
         elif text in baselines.available():
             method = Method(label=text, kind="baseline", name=text)
+        elif text in (bundles := available_bundles()):
+            method = _bundle_method(text, bundles[text])
         else:
             raise UsageError(
                 f"unknown method {text!r}: use a baseline ({', '.join(baselines.available())}), "
-                f"'{NOISY}', or NAME=WEIGHTS for a trained net"
+                f"'{NOISY}', a bundle with weights ({', '.join(sorted(bundles)) or 'none found'}), "
+                "or NAME=WEIGHTS for a trained net"
             )
         label, k = method.label, 2
         while label in labels:  # the same net twice (e.g. before and after fine-tuning)
@@ -165,6 +169,21 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
     if not methods:
         raise UsageError("no method given")
     return methods
+
+
+def _bundle_method(name: str, root: Path) -> Method:
+    """A bundle as a method: its net and its checksummed weights, labelled by the bundle's name."""
+    from medden import checkpoints
+    from medden.bundle import WEIGHTS, read_metadata
+
+    weights = root / WEIGHTS
+    if not weights.is_file():
+        raise UsageError(f"bundle {name} has no weights ({weights} is missing)")
+    checkpoints.verify_sha256(weights, read_metadata(root).get("medden", {}).get("weights_sha256"))
+    net = checkpoints.read_metadata(weights).get("net")
+    if not net:
+        raise UsageError(f"bundle {name}: {weights} does not name its net")
+    return Method(label=name, kind="net", name=str(net), weights=str(weights))
 
 
 def _net_names() -> list[str]:
@@ -658,6 +677,8 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     for m in methods:
         if m.kind == "net":
             _load_method(m, cfg, channels)
+            # one untimed call, so the first image's seconds are not torch's one-off initialisation
+            _run_method(m, np.asarray(items[0]["image"], dtype=np.float32), _sigma_for(m, items[0], cfg), cfg)
     kind = cfg.noise
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
