@@ -15,10 +15,10 @@ most ``max_images`` images chosen evenly through the split; a folder of noisy/cl
 drawn with :func:`medden.data.datasets.validation_items` from a fixed seed per image and level, so
 the same configuration always gives the same noisy images.
 
-Noise level given to the methods (``sigma``): with ``"true"`` (default) the baselines that use σ get
-the true σ where the noise kind has one (Rician and Gaussian: the level on [0, 1] data) and estimate
-it otherwise; noise-level-aware nets get the level exactly as during training. With ``"estimate"``
-every method estimates it from the noisy image.
+Noise level given to the methods (``sigma``): with ``"true"`` (default) the baselines and the
+noise-level-aware nets get the true σ where the noise kind has one (Rician and Gaussian: the level on
+[0, 1] data, as the trainer gives it to the nets) and estimate it otherwise (a photon count or a
+fraction of voxels is not a σ). With ``"estimate"`` every method estimates it from the noisy image.
 
 Files written to ``out_dir`` (each atomically): ``per_image.csv``, ``summary.csv``, ``summary.md`` (a
 markdown table, one row per level × method), ``results.json`` (configuration, software versions, date,
@@ -386,10 +386,9 @@ def _sigma_for(m: Method, item: dict[str, Any], cfg: EvalConfig) -> float | None
     """The noise level handed to method ``m`` for ``item`` (None: the method estimates it)."""
     if cfg.sigma == "estimate" or item.get("sigma") is None or not m.noise_aware:
         return None
-    level = float(item.get("level_value", item["sigma"]))
-    if m.kind == "net":
-        return level  # the level, as the trainer gave it
-    return level if cfg.noise in SIGMA_KINDS else None
+    if cfg.noise not in SIGMA_KINDS:
+        return None  # a peak count or a fraction of voxels is no σ: the method estimates it
+    return float(item.get("level_value", item["sigma"]))  # for nets, the level as the trainer gave it
 
 
 def _run_method(m: Method, noisy: np.ndarray, sigma: float | None, cfg: EvalConfig) -> np.ndarray:
