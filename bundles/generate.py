@@ -106,12 +106,14 @@ BUNDLES: dict[str, dict[str, Any]] = {
             "level_range": [0.01, 0.1],
             "patch_size": 48,
             "batch_size": 2,
-            "max_iterations": 1500,
-            "val_interval": 500,
-            "lr": 5e-4,
+            "max_iterations": 900,
+            "val_interval": 300,
+            "lr": 3e-4,
             "scheduler": "cosine",
             "spatial_dims": 3,
-            "net_kwargs": {"features": [8, 16, 32, 64]},
+            # the sigmoid output collapsed to zero after ~100 iterations of 48^3 patches at batch 2
+            # (validation PSNR 6.6 dB at iteration 500); predicting the noise trains stably
+            "net_kwargs": {"features": [8, 16, 32, 64], "output": "residual"},
         },
         "evaluate": {
             "data": "mni152",
@@ -123,7 +125,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
         "baselines": ["bm4d"],
         "method_kwargs": {"bm4d": {"rician_bias_correction": True}},
         "references": MRI_REFERENCES,
-        "net_kwargs": {"features": [8, 16, 32, 64]},
+        "net_kwargs": {"features": [8, 16, 32, 64], "output": "residual"},
     },
     "hmadnet_saltpepper": {
         "title": "HMAD-Net salt-and-pepper denoising (2D)",
