@@ -126,11 +126,13 @@ def plot(rows: list[dict], kinds: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
+    colors = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(r["method"] for r in rows))}
     for ax, kind in zip(axes[0], kinds):
         mine = [r for r in rows if r["kind"] == kind]
         for method in dict.fromkeys(r["method"] for r in mine):
             pts = [(float(r["level"]), r["psnr_fg_mean"]) for r in mine if r["method"] == method]
-            ax.plot(*zip(*pts), marker="o", label=method, linestyle="--" if method == "noisy" else "-")
+            style = "--" if method == "noisy" else "-"
+            ax.plot(*zip(*pts), marker="o", label=method, linestyle=style, color=colors[method])
         ax.set_title(kind.replace("_", " "))
         ax.set_xlabel(
             {"salt_pepper": "fraction of voxels", "poisson_gaussian": "photons at the maximum"}.get(kind, "σ")
