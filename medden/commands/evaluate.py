@@ -17,7 +17,12 @@ def add_parser(subparsers: Any) -> None:
             "NAME=WEIGHTS for a registered net and its weights (e.g. dncnn=runs/dncnn/best.safetensors)."
         ),
     )
-    p.add_argument("--methods", nargs="+", required=True, help="methods, space- or comma-separated")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        required=True,
+        help="methods, space- or comma-separated: baselines, bundle names, noisy, NET=WEIGHTS",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--data",
