@@ -22,7 +22,7 @@ import time
 from datetime import date
 
 import numpy as np
-from common import RESULTS  # noqa: E402
+from common import RESULTS, write_text
 
 SIDE = 256
 NOISE = {
@@ -105,7 +105,7 @@ def main() -> None:
         "command": f"benchmarks/baselines.py --slices {args.slices} --methods {args.methods}",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "baselines.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    write_text(RESULTS / "baselines.json", json.dumps({"info": info, "rows": rows}, indent=2))
     lines = [
         f"# Classical baselines: seconds per {SIDE}×{SIDE} slice",
         "",
@@ -124,7 +124,7 @@ def main() -> None:
             f"| {r['method']} | {r['noise']} | {r['seconds_per_slice_median']:.4f} "
             f"| {r['seconds_per_slice_mean']:.4f} | {r['psnr_fg_gain_db']:+.2f} |"
         )
-    (RESULTS / "baselines.md").write_text("\n".join(lines) + "\n")
+    write_text(RESULTS / "baselines.md", "\n".join(lines) + "\n")
     print(f"written: {RESULTS / 'baselines.md'}")
 
 

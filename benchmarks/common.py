@@ -11,19 +11,21 @@ RESULTS = Path(os.environ.get("MEDDEN_BENCH_RESULTS") or Path(__file__).parent /
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    """Write ``text`` to ``path`` atomically (:func:`medden.io.atomic.atomic_path`)."""
+    from medden.io.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def save_figure(fig, path: Path) -> None:
-    """Save a matplotlib figure as PNG through a temporary file and a rename, and close it."""
+    """Save a matplotlib figure as PNG atomically (:func:`medden.io.atomic.atomic_path`), and close it."""
     import matplotlib.pyplot as plt
 
+    from medden.io.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=90, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS  # noqa: E402
+from common import RESULTS, write_text
 
 
 def _net_model(name: str, dims: int):
@@ -173,7 +173,7 @@ def main() -> None:
     }
     print(json.dumps(report, indent=1))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inference.json").write_text(json.dumps(report, indent=1))
+    write_text(RESULTS / "inference.json", json.dumps(report, indent=1))
     lines = [
         f"Measured {report['date']} on {report['machine']} with `{report['command'].strip()}`.",
         "",
@@ -196,7 +196,7 @@ def main() -> None:
             f"| peak memory, {mem['volume']}, {mem['mode']} | {mem['peak_rss_gib']} GiB "
             f"({mem['seconds']} s) |"
         )
-    (RESULTS / "inference.md").write_text("\n".join(lines) + "\n")
+    write_text(RESULTS / "inference.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from datetime import date
 
 import torch
-from common import RESULTS  # noqa: E402
+from common import RESULTS, write_text
 from torch.utils.flop_counter import FlopCounterMode
 
 from medden import __version__, nets
@@ -124,9 +124,10 @@ def main() -> None:
             f"{goal['fraction_of_peak']:.0%} of the peak "
             f"({'reached' if goal['fraction_of_peak'] > 0.5 else 'not reached'}).",
         ]
-    (RESULTS / "nets.md").write_text(header + "\n".join(lines) + "\n")
-    (RESULTS / "nets.json").write_text(
-        json.dumps({"conv_peak_gflops": peak, "conv_peak_shape": peak_shape, "rows": rows}, indent=1)
+    write_text(RESULTS / "nets.md", header + "\n".join(lines) + "\n")
+    write_text(
+        RESULTS / "nets.json",
+        json.dumps({"conv_peak_gflops": peak, "conv_peak_shape": peak_shape, "rows": rows}, indent=1),
     )
 
 

@@ -22,7 +22,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import platform
 import time
@@ -82,18 +81,11 @@ COLUMNS = (
 )
 
 
-def _f(v, digits: int) -> str:
-    return "–" if v is None or not math.isfinite(float(v)) else f"{float(v):.{digits}f}"
-
-
-def _p(v) -> str:
-    if v is None or not math.isfinite(float(v)):
-        return "–"
-    return "<0.001" if v < 0.001 else f"{v:.3f}"
-
-
 def table(rows: list[dict], kind: str) -> list[str]:
-    """The markdown table of one noise kind."""
+    """The markdown table of one noise kind (cells formatted as in ``medden evaluate``'s report)."""
+    from medden.workflows.evaluate import fmt_p as _p
+    from medden.workflows.evaluate import fmt_value as _f
+
     lines = [
         "| level | method | PSNR | SSIM | PSNR brain | SSIM brain | s / slice "
         "| Δ PSNR brain vs reference [95 % CI] | p (t) | p (Wilcoxon) |",

@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS  # noqa: E402
+from common import RESULTS, write_text
 
 
 def score(weights: Path, items: list[dict]) -> tuple[list[float], list[float]]:
@@ -144,7 +144,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "selfsupervised.json").write_text(json.dumps(result, indent=2))
+    write_text(RESULTS / "selfsupervised.json", json.dumps(result, indent=2))
     md = [
         f"# Self-supervised fine-tuning on noisy MRI ({result['date']})",
         "",
@@ -172,7 +172,7 @@ def main() -> None:
         "",
         verdict(stats_p.mean_diff, stats_p.ci_low),
     ]
-    (RESULTS / "selfsupervised.md").write_text("\n".join(md) + "\n")
+    write_text(RESULTS / "selfsupervised.md", "\n".join(md) + "\n")
     print("\n".join(md))
 
 

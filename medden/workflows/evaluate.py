@@ -487,11 +487,13 @@ def summarize(
     return summary
 
 
-def _fmt(v: Any, digits: int) -> str:
+def fmt_value(v: Any, digits: int) -> str:
+    """``v`` with ``digits`` decimals, or ``–`` for a missing or non-finite value (the report's cells)."""
     return "–" if v is None or not math.isfinite(float(v)) else f"{float(v):.{digits}f}"
 
 
-def _p(v: Any) -> str:
+def fmt_p(v: Any) -> str:
+    """A p-value for the report: ``<0.001``, three decimals, or ``–`` when missing."""
     if v is None or not math.isfinite(float(v)):
         return "–"
     return "<0.001" if v < 0.001 else f"{v:.3f}"
@@ -510,23 +512,23 @@ def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
             str(r["level"]),
             r["method"],
             str(r["n"]),
-            f"{_fmt(r['psnr_mean'], 2)} ± {_fmt(r['psnr_sd'], 2)}",
-            f"{_fmt(r['ssim_mean'], 4)} ± {_fmt(r['ssim_sd'], 4)}",
-            _fmt(r["psnr_fg_mean"], 2),
-            _fmt(r["ssim_fg_mean"], 4),
-            _fmt(r.get("rmse_bg_mean"), 4),
-            _fmt(r["seconds_mean"], 3),
+            f"{fmt_value(r['psnr_mean'], 2)} ± {fmt_value(r['psnr_sd'], 2)}",
+            f"{fmt_value(r['ssim_mean'], 4)} ± {fmt_value(r['ssim_sd'], 4)}",
+            fmt_value(r["psnr_fg_mean"], 2),
+            fmt_value(r["ssim_fg_mean"], 4),
+            fmt_value(r.get("rmse_bg_mean"), 4),
+            fmt_value(r["seconds_mean"], 3),
         ]
         if r["method"] == r["reference"]:
             cells += ["reference", "", "", "reference", "", ""]
         else:
             for m, d in (("psnr", 2), ("ssim", 4)):
                 diff = r.get(f"{m}_mean_diff")
-                ci = f"{_fmt(r.get(f'{m}_ci_low'), d)}, {_fmt(r.get(f'{m}_ci_high'), d)}"
+                ci = f"{fmt_value(r.get(f'{m}_ci_low'), d)}, {fmt_value(r.get(f'{m}_ci_high'), d)}"
                 cells += [
-                    f"{_fmt(diff, d)} [{ci}]",
-                    _p(r.get(f"{m}_t_pvalue")),
-                    _p(r.get(f"{m}_wilcoxon_pvalue")),
+                    f"{fmt_value(diff, d)} [{ci}]",
+                    fmt_p(r.get(f"{m}_t_pvalue")),
+                    fmt_p(r.get(f"{m}_wilcoxon_pvalue")),
                 ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
