@@ -38,8 +38,35 @@ def test_mni152_slabs_stay_inside_their_split():
     vol, _ = mni152()
     idx = datasets.slab_split(vol.shape[2], 40, datasets.SLAB_PATTERN_3D, gap=4)
     for split in ("train", "val", "test"):
-        slabs = datasets.mni152_slabs(split)
-        assert sum(s.shape[-1] for s in slabs) == len(idx[split])
+        kept = datasets.mni152_slabs(split)
+        every = datasets.mni152_slabs(split, min_foreground=0.0)
+        assert sum(s.shape[-1] for s in every) == len(idx[split])
+        # empty slabs (all air) are dropped, the others kept whole
+        assert all((s > 0.1).mean() >= 0.02 for s in kept)
+        assert len(kept) == sum((s > 0.1).mean() >= 0.02 for s in every) >= 1
+    # the axial template's top slab holds no brain: training would otherwise draw half its patches there
+    assert len(datasets.mni152_slabs("train")) < len(datasets.mni152_slabs("train", min_foreground=0.0))
+
+
+def test_foreground_crop_centres_patches_on_the_brain():
+    """With ``foreground=1`` every patch centre is a foreground voxel; uniform patches often are not."""
+    vol = np.zeros((1, 64, 64, 64), np.float32)
+    vol[0, 40:48, 40:48, 40:48] = 1.0  # a small bright cube in a volume of air
+    rates = {}
+    for fg in (None, 1.0):
+        t = datasets.train_transforms(3, 16, noise=None, augment=False, foreground=fg)
+        t.set_random_state(0)
+        hits = 0
+        for _ in range(40):
+            out = t({"image": vol})
+            item = out[0] if isinstance(out, list) else out
+            assert tuple(item["image"].shape) == (1, 16, 16, 16) and "_foreground" not in item
+            hits += int(item["target"][0, 8, 8, 8] > 0.5 or item["target"].max() > 0.5)
+        rates[fg] = hits / 40
+    assert rates[1.0] == 1.0
+    assert rates[None] < 0.5
+    with pytest.raises(ValueError):
+        datasets.train_transforms(3, 16, noise=None, foreground=1.5)
 
 
 def test_natural_images_are_split_by_image():

@@ -29,6 +29,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, default=None, help="total batch size (split across processes)")
     p.add_argument("--patch-size", type=int, default=None, help="patch side")
+    p.add_argument(
+        "--foreground-crop",
+        type=float,
+        default=None,
+        help="probability that a patch is centred on foreground rather than drawn uniformly (volumes)",
+    )
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--axis", type=int, default=None, choices=(0, 1, 2), help="slicing axis for 2D training")
@@ -96,6 +102,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "val_interval": "val_interval",
         "batch_size": "batch_size",
         "patch_size": "patch_size",
+        "foreground_crop": "foreground_crop",
         "lr": "lr",
         "seed": "seed",
         "axis": "axis",

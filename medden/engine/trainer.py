@@ -57,6 +57,9 @@ class TrainConfig:
         absolute: the level is an absolute σ on [0, 1] data rather than relative to the maximum.
         val_levels: noise levels of the fixed validation set (three levels across the range when None).
         patch_size: training patch side.
+        foreground_crop: probability that a training patch is centred on foreground (clean intensity
+            above 0.1 of the [0, 1] range) rather than drawn uniformly (None): for volumes that are
+            mostly air.
         batch_size: total batch size (split across data-parallel processes).
         max_iterations: training iterations.
         val_interval: validate (and checkpoint) every N iterations.
@@ -94,6 +97,7 @@ class TrainConfig:
     absolute: bool = False
     val_levels: tuple[float, ...] | None = None
     patch_size: int = 64
+    foreground_crop: float | None = None
     batch_size: int = 8
     max_iterations: int = 1000
     val_interval: int = 100
@@ -151,6 +155,8 @@ class TrainConfig:
                 raise UsageError(f"{name} must be >= 1")
         if self.patch_size < 8:
             raise UsageError("patch_size must be >= 8")
+        if self.foreground_crop is not None and not 0.0 <= self.foreground_crop <= 1.0:
+            raise UsageError(f"foreground_crop must be a probability in [0, 1], not {self.foreground_crop}")
         if not self.lr > 0:
             raise UsageError("lr must be > 0")
         if self.level_range is not None and not (0 <= self.level_range[0] <= self.level_range[1]):
@@ -300,6 +306,7 @@ def build_data(cfg: TrainConfig, rank: int = 0) -> tuple[list[dict[str, Any]], A
         absolute=cfg.absolute,
         augment=not cfg.overfit,
         paired=paired,
+        foreground=cfg.foreground_crop,
     )
     transform.set_random_state(cfg.seed + 1 + rank)
     for i, item in enumerate(train_items):
