@@ -203,3 +203,26 @@ def test_bundle_by_name(tmp_path, capsys):
     # an unknown name lists the bundles that can be used
     proc = _cli("evaluate", "--methods", "no_such_bundle", "--out", str(tmp_path / "o2"))
     assert proc.returncode == 2 and "hmadnet_mri_rician" in proc.stderr, proc.stderr
+
+
+def test_3d_evaluation_skips_single_slices_and_says_so(tmp_path):
+    """A 3D evaluation of a folder scores the volumes and lists a single-slice scan it cannot score."""
+    import nibabel as nib
+
+    from medden.errors import UsageError
+    from medden.workflows.evaluate import EvalConfig, evaluate
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "scans"
+    data.mkdir()
+    nib.save(nib.Nifti1Image(rng.random((16, 16, 12)).astype(np.float32), np.eye(4)), data / "volume.nii")
+    nib.save(nib.Nifti1Image(rng.random((16, 16, 1)).astype(np.float32), np.eye(4)), data / "slice.nii")
+    cfg = {"methods": ("noisy", "median"), "noise": "rician", "levels": (0.05,), "spatial_dims": 3}
+    result = evaluate(EvalConfig(out_dir=str(tmp_path / "out"), data=str(data), split="all", **cfg))
+    info = json.loads((tmp_path / "out" / "results.json").read_text())["data"]
+    assert info["available"] == 1 and [s["shape"] for s in info["skipped"]] == [[16, 16, 1]]
+    assert {r["n"] for r in result.summary} == {1}
+    # only thin scans: a clear error, not a traceback from the SSIM window
+    (data / "volume.nii").unlink()
+    with pytest.raises(UsageError, match="too thin for 3D"):
+        evaluate(EvalConfig(out_dir=str(tmp_path / "out2"), data=str(data), split="all", **cfg))

@@ -280,6 +280,10 @@ def _spread(n: int, k: int | None) -> list[int]:
     return [int((j + 0.5) * n / k) for j in range(k)]
 
 
+#: smallest side of a volume in a 3D evaluation (the 7-voxel SSIM window)
+MIN_SIDE_3D = 7
+
+
 def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The fixed noisy/clean items (``image``, ``target``, ``sigma``, ``level``, ``index``) and a description.
 
@@ -304,8 +308,19 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
         images = ds.folder_images(cfg.data, axis=cfg.axis, spatial_dims=cfg.spatial_dims)
     else:
         images = trainer._clean_sources(tcfg, split)
+    skipped = []
+    if cfg.spatial_dims == 3:  # a single slice (pydicom's MR_small) is no volume: SSIM needs a 7^3 window
+        skipped = [
+            {"shape": list(im.shape[1:]), "reason": f"thinner than {MIN_SIDE_3D} voxels: evaluate it in 2D"}
+            for im in images
+            if min(im.shape[1:]) < MIN_SIDE_3D
+        ]
+        images = [im for im in images if min(im.shape[1:]) >= MIN_SIDE_3D]
     if not images:
-        raise UsageError(f"no images in the {split} split of {cfg.data}")
+        raise UsageError(
+            f"no images in the {split} split of {cfg.data}"
+            + (f" ({len(skipped)} too thin for 3D evaluation)" if skipped else "")
+        )
     chosen = _spread(len(images), cfg.max_images)
     levels = trainer._val_levels(tcfg)
     items = ds.validation_items([images[i] for i in chosen], cfg.noise, levels, cfg.absolute, seed=cfg.seed)
@@ -318,6 +333,7 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
         "available": len(images),
         "images": chosen,
         "levels": levels,
+        **({"skipped": skipped} if skipped else {}),
     }
 
 
