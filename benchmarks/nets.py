@@ -15,7 +15,6 @@ Writes ``benchmarks/results/nets.{csv,md,json}``. Run::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import time
@@ -26,6 +25,7 @@ from common import RESULTS, write_text
 from torch.utils.flop_counter import FlopCounterMode
 
 from medden import __version__, nets
+from medden.workflows.evaluate import write_csv
 
 
 def flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -98,10 +98,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "nets.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(RESULTS / "nets.csv", rows)
     header = (
         f"Measured {date.today()} on {platform.machine()} ({torch.get_num_threads()} threads, torch "
         f"{torch.__version__}, medden {__version__}) with `.venv/bin/python benchmarks/nets.py`; conv peak "

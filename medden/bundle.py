@@ -306,17 +306,13 @@ def evaluate(
     reference, so this is semi-synthetic), written to ``output_dir/real_scans``. Markdown tables are
     printed and written with the CSV, JSON and figures.
     """
-    from medden import checkpoints
-    from medden.workflows.evaluate import EvalConfig
+    from medden.workflows.evaluate import EvalConfig, bundle_method
     from medden.workflows.evaluate import evaluate as run_evaluation
 
     root = Path(bundle_root)
-    meta = read_metadata(root)
-    weights = root / WEIGHTS
-    checkpoints.verify_sha256(weights, meta.get("medden", {}).get("weights_sha256"))
-    net = checkpoints.read_metadata(weights).get("net")
+    method = bundle_method(root.name, root)  # the checksum is verified before any work
     out = Path(output_dir) if output_dir else root / "eval" / "evaluate"
-    methods = ("noisy", *baselines, f"{net}={weights}")
+    methods = ("noisy", *baselines, f"{method.name}={method.weights}")
     common = {"methods": methods, "method_kwargs": method_kwargs or {}, "reference": baselines[0]}
     result = run_evaluation(EvalConfig(out_dir=str(out), **common, **config))
     print(result.markdown)

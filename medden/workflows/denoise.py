@@ -654,21 +654,21 @@ def save_panels(
 
     from medden.inferers import IntensityScaler
     from medden.io.atomic import atomic_path
-    from medden.workflows.evaluate import _plane
+    from medden.workflows.evaluate import display_plane
 
     x, y = channel_first(noisy, layout), channel_first(denoised, layout)
     scaler = IntensityScaler.fit(x, mode=intensity)
     xs, ys = (np.asarray(scaler.forward(a.astype(np.float64)), dtype=np.float32) for a in (x, y))
     rotate = layout != "image"
-    diff = _plane(np.abs(xs - ys), rotate)
+    diff = display_plane(np.abs(xs - ys), rotate)
     diff = diff.max(axis=-1) if diff.ndim == 3 else diff
     fig = Figure(figsize=(9.0, 3.4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
-    axes[0].imshow(_plane(xs, rotate), **gray)
+    axes[0].imshow(display_plane(xs, rotate), **gray)
     axes[0].set_title("input", fontsize=9)
-    axes[1].imshow(_plane(ys, rotate), **gray)
+    axes[1].imshow(display_plane(ys, rotate), **gray)
     axes[1].set_title("denoised", fontsize=9)
     im = axes[2].imshow(diff, cmap="hot", vmin=0.0, vmax=max(float(np.percentile(diff, 99.5)), 1e-3))
     axes[2].set_title("|input − denoised|", fontsize=9)

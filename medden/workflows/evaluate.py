@@ -153,7 +153,7 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
         elif text in baselines.available():
             method = Method(label=text, kind="baseline", name=text)
         elif text in (bundles := available_bundles()):
-            method = _bundle_method(text, bundles[text])
+            method = bundle_method(text, bundles[text])
         else:
             raise UsageError(
                 f"unknown method {text!r}: use a baseline ({', '.join(baselines.available())}), "
@@ -171,7 +171,7 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
     return methods
 
 
-def _bundle_method(name: str, root: Path) -> Method:
+def bundle_method(name: str, root: Path) -> Method:
     """A bundle as a method: its net and its checksummed weights, labelled by the bundle's name."""
     from medden import checkpoints
     from medden.bundle import WEIGHTS, read_metadata
@@ -550,7 +550,7 @@ def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plane(img: np.ndarray, rotate: bool, axis: int = 2) -> np.ndarray:
+def display_plane(img: np.ndarray, rotate: bool, axis: int = 2) -> np.ndarray:
     """A displayable 2D plane of a channel-first image: gray (H, W) or RGB (H, W, 3), in [0, 1].
 
     A volume ``(C, X, Y, Z)`` shows its middle slice along spatial ``axis``.
@@ -595,20 +595,21 @@ def save_figure(
     axes = fig.subplots(2, ncol, squeeze=False)
     gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
     vmax = max(float(np.percentile(np.abs(noisy - clean), 99.5)), 1e-3)
-    axes[0, 0].imshow(_plane(np.clip(clean, 0, 1), rotate, axis), **gray)
+    axes[0, 0].imshow(display_plane(np.clip(clean, 0, 1), rotate, axis), **gray)
     axes[0, 0].set_title("clean", fontsize=8)
-    axes[1, 0].imshow(_plane(foreground_mask(clean, threshold).astype(np.float32), rotate, axis), **gray)
+    mask = foreground_mask(clean, threshold).astype(np.float32)
+    axes[1, 0].imshow(display_plane(mask, rotate, axis), **gray)
     axes[1, 0].set_title("foreground mask", fontsize=8)
     im = None
     for col, (label, img) in enumerate(panels.items(), start=1):
         s = scores.get(label, {})
-        axes[0, col].imshow(_plane(np.clip(img, 0, 1), rotate, axis), **gray)
+        axes[0, col].imshow(display_plane(np.clip(img, 0, 1), rotate, axis), **gray)
         axes[0, col].set_title(
             f"{label}\n{s.get('psnr', float('nan')):.2f} dB, SSIM {s.get('ssim', float('nan')):.3f}",
             fontsize=8,
         )
         diff = np.abs(np.asarray(img, dtype=np.float32) - clean)
-        d = _plane(diff, rotate, axis)
+        d = display_plane(diff, rotate, axis)
         im = axes[1, col].imshow(d.max(axis=-1) if d.ndim == 3 else d, cmap="hot", vmin=0.0, vmax=vmax)
         axes[1, col].set_title(f"|{label} − clean|", fontsize=8)
     for ax in axes.ravel():
@@ -620,7 +621,8 @@ def save_figure(
         fig.savefig(tmp, dpi=80, format="png")
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts; columns in first-seen order) as CSV, atomically."""
     from medden.io.atomic import atomic_path
 
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -761,8 +763,8 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         f"differences are method − {reference}, paired over images."
     )
     markdown = markdown_table(summary, caption)
-    _write_csv(out / "per_image.csv", rows)
-    _write_csv(out / "summary.csv", summary)
+    write_csv(out / "per_image.csv", rows)
+    write_csv(out / "summary.csv", summary)
     _write_text(out / "summary.md", markdown)
     results = {
         "config": cfg.to_json(),
