@@ -268,3 +268,27 @@ def test_denoise_command_with_bundle_and_model_name_use_the_same_weights(name, t
     prov = [json.loads((tmp_path / d / f"{name_out}.provenance.json").read_text()) for d in ("a", "b")]
     assert prov[0]["weights_sha256"] == prov[1]["weights_sha256"] == _meta(name)["medden"]["weights_sha256"]
     assert (tmp_path / "a" / name_out).read_bytes() == (tmp_path / "b" / name_out).read_bytes()
+
+
+def test_multi_gpu_train_config_runs_under_torchrun(tmp_path):
+    """``multi_gpu_train.json`` on top of ``train.json``: two gloo processes on the CPU, as the docs show."""
+    import shutil
+
+    name = "dncnn_gray" if "dncnn_gray" in BUNDLES else BUNDLES[0]
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    assert torchrun, "torchrun is installed with torch"
+    configs = [str(ROOT / name / "configs" / f"{stem}.json") for stem in ("train", "multi_gpu_train")]
+    overrides = {"max_iterations": 2, "val_interval": 2, "patch_size": 32, "batch_size": 2}
+    overrides |= {"max_val_images": 1, "progress": False, "audit_data": True}
+    args = [arg for k, v in overrides.items() for arg in (f"--train_config#{k}", str(v))]
+    out = tmp_path / "train_multi"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run", "--config_file",
+         json.dumps(configs), "--output_dir", str(out), *args],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    audits = [json.loads((out / "audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [a["world"] for a in audits] == [2, 2] and audits[0]["indices"] != audits[1]["indices"]
+    assert (out / "best.safetensors").is_file()
