@@ -28,7 +28,12 @@ def _check_pair(x: Any, y: Any, data_range: float) -> tuple[np.ndarray, np.ndarr
     return a, b
 
 
-def foreground_mask(clean: Any, threshold: float = 0.1, relative: bool = True) -> np.ndarray:
+#: Foreground threshold (fraction of the clean image's maximum) shared by the metrics and the MNI152
+#: training samplers, so "brain" means the same voxels when training and when scoring.
+FOREGROUND_THRESHOLD = 0.1
+
+
+def foreground_mask(clean: Any, threshold: float = FOREGROUND_THRESHOLD, relative: bool = True) -> np.ndarray:
     """Foreground of a clean image: voxels above ``threshold`` (× its maximum when ``relative``).
 
     For channel-first images a voxel is foreground if any channel is.

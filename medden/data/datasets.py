@@ -25,6 +25,7 @@ import numpy as np
 
 from medden.data.samples import NATURAL_SPLITS, mni152, natural_image
 from medden.errors import UsageError
+from medden.metrics import FOREGROUND_THRESHOLD
 
 SPLITS = ("train", "val", "test")
 #: cycle of slab roles along the slicing axis: 4 train slabs, then one val and one test slab
@@ -98,7 +99,7 @@ def mni152_slices(
     out = []
     for i in idx:
         plane = np.take(vol, i, axis=axis)
-        if (plane > 0.1).mean() >= min_foreground:
+        if (plane > FOREGROUND_THRESHOLD).mean() >= min_foreground:
             out.append(np.ascontiguousarray(plane[None], dtype=np.float32))
     return out
 
@@ -125,7 +126,7 @@ def mni152_slabs(
         else:
             runs.append([i])
     slabs = [np.ascontiguousarray(np.take(vol, run, axis=axis)[None], dtype=np.float32) for run in runs]
-    return [s for s in slabs if (s > 0.1).mean() >= min_foreground]
+    return [s for s in slabs if (s > FOREGROUND_THRESHOLD).mean() >= min_foreground]
 
 
 def natural_images(split: str = "train", gray: bool = True, max_side: int | None = None) -> list[np.ndarray]:
@@ -259,7 +260,7 @@ def train_transforms(
     paired: bool = False,
     noise_kwargs: Mapping[str, Any] | None = None,
     foreground: float | None = None,
-    foreground_threshold: float = 0.1,
+    foreground_threshold: float = FOREGROUND_THRESHOLD,
 ) -> Any:
     """The MONAI training pipeline: pad, random patch, flips/90° rotations, clean copy, noise on ``image``.
 

@@ -310,12 +310,13 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
         images = trainer._clean_sources(tcfg, split)
     skipped = []
     if cfg.spatial_dims == 3:  # a single slice (pydicom's MR_small) is no volume: SSIM needs a 7^3 window
+        thin = [min(im.shape[1:]) < MIN_SIDE_3D for im in images]
         skipped = [
             {"shape": list(im.shape[1:]), "reason": f"thinner than {MIN_SIDE_3D} voxels: evaluate it in 2D"}
-            for im in images
-            if min(im.shape[1:]) < MIN_SIDE_3D
+            for im, t in zip(images, thin, strict=True)
+            if t
         ]
-        images = [im for im in images if min(im.shape[1:]) >= MIN_SIDE_3D]
+        images = [im for im, t in zip(images, thin, strict=True) if not t]
     if not images:
         raise UsageError(
             f"no images in the {split} split of {cfg.data}"
