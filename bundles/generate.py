@@ -57,6 +57,19 @@ MIRNET_REFERENCE = (
     "Zamir S.W. et al. Learning Enriched Features for Real Image Restoration and Enhancement. ECCV 2020."
 )
 
+# How long each bundle trained: wall clock of the run that produced the shipped weights (its log).
+TRAIN_TIMES = {
+    "hmadnet_mri_rician": "56 minutes (6000 iterations) on one CPU core",
+    "hmadnet_saltpepper": "56 minutes (6000 iterations) on one CPU core",
+    "hmadnet_mri_rician_3d": "86 minutes (6000 iterations) on two CPU cores",
+    "dran_mri": "90 minutes (6000 iterations) on one CPU core",
+    "dncnn_gray": "36 minutes (1400 iterations) on one CPU core",
+    "gimsanet_gray": "32 minutes (1700 iterations) on one CPU core",
+    "gimsanet_color": "30 minutes (1700 iterations) on one CPU core",
+    "mgmsdnet_gray": "28 minutes (1300 iterations) on one CPU core",
+    "mirnet_lowlight": "36 minutes (1500 iterations) on one CPU core",
+}
+
 #: name -> what differs between bundles
 BUNDLES: dict[str, dict[str, Any]] = {
     "hmadnet_mri_rician": {
@@ -215,7 +228,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
                 "patch_size": 64,
                 "batch_size": 8,
                 "max_iterations": iterations,
-                "val_interval": 250,
+                "val_interval": max(250, iterations // 20),
                 "lr": lr,
                 "scheduler": "cosine",
                 "loss": "mse",
@@ -662,8 +675,8 @@ def _natural_results(name: str, spec: dict[str, Any], results: dict[str, Any], n
             )
     published = (
         "Published figures for orientation, not comparable (those nets were trained for days on GPUs on "
-        "BSD400/CBSD432, hundreds of photographs; these on a dozen `skimage.data` images for about half an "
-        "hour on one CPU core, and tested on other images): gray BSD68 σ 15/25/50 BM3D "
+        "BSD400/CBSD432, hundreds of photographs; these on a dozen `skimage.data` images for "
+        f"{TRAIN_TIMES[name]}, and tested on other images): gray BSD68 σ 15/25/50 BM3D "
         "31.07/28.57/25.62, DnCNN 31.73/29.23/26.23, DRUNet 31.91/29.48/26.59 dB; color CBSD68 CBM3D "
         "33.52/30.71/27.38 dB."
         if noise == "gaussian"
@@ -677,7 +690,8 @@ def _natural_results(name: str, spec: dict[str, Any], results: dict[str, Any], n
         "",
         "## Limits",
         "",
-        "- Trained on the CPU for about half an hour on a dozen photographs: a starting point to fine-tune "
+        f"- Trained for {TRAIN_TIMES[name]} on a dozen photographs: "
+        "a starting point to fine-tune "
         "(`medden train --init-weights` on your images), not a finished product.",
         "- Inputs are scaled by their type's range (0-255 for 8-bit images); noise outside the trained "
         "range and real camera noise were not seen"
@@ -739,8 +753,13 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "",
         "## What the weights were trained on",
         "",
-        f"{spec['data_source']}. Nothing else: no patient data. The MNI152 template is an average of many "
-        "brains and smoother than a real scan; check the real-scan table below and your own data.",
+        f"{spec['data_source']}. Nothing else: no patient data."
+        + (
+            " The MNI152 template is an average of many brains and smoother than a real scan; check the "
+            "real-scan table below and your own data."
+            if spec["modality"] == "MR"
+            else ""
+        ),
         "",
         "Training settings (from `configs/train.json`, recorded in `metadata.json`): "
         + ", ".join(
@@ -764,8 +783,12 @@ def docs(name: str, spec: dict[str, Any]) -> str:
     )
     lines += [
         f"{held_out}, {results['config']['noise']} noise drawn with a fixed seed; brain = clean > 10 % of its "
-        "maximum; air = the rest. Paired statistics over images against the reference "
-        f"({results['reference']}).",
+        "maximum; air = the rest."
+        + (
+            ""
+            if spec["dims"] == 3
+            else f" Paired statistics over images against the reference ({results['reference']})."
+        ),
         "",
         *_table(results, net_label, unit),
         "",
@@ -798,7 +821,7 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "",
         "## Limits",
         "",
-        "- Trained on the CPU in minutes to an hour, on one template brain: a starting point to fine-tune "
+        f"- Trained for {TRAIN_TIMES[name]}, on one template brain: a starting point to fine-tune "
         "(`medden train --init-weights`, or `medden finetune` on your noisy scans), not a finished product.",
         "- Noise outside the trained range, other contrasts (CT, T2, diffusion) and pathology were not seen.",
         "",

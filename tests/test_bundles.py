@@ -37,6 +37,31 @@ def test_bundles_exist():
     assert BUNDLES, "no bundle in bundles/"
 
 
+def _generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("medden_bundles_generate", ROOT / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_configs_match_their_generator():
+    """The committed configs are what ``bundles/generate.py`` writes from its one table (no hand edits,
+    no drift), and the table knows every bundle folder and how long its weights trained."""
+    gen = _generator()
+    assert sorted(gen.BUNDLES) == BUNDLES
+    assert sorted(gen.TRAIN_TIMES) == BUNDLES
+    for name, spec in gen.BUNDLES.items():
+        cfg_dir = ROOT / name / "configs"
+        old = json.loads((cfg_dir / "metadata.json").read_text())
+        expected = {**gen.configs(name, spec), "metadata": gen.metadata(name, spec, old)}
+        for stem, content in expected.items():
+            on_disk = json.loads((cfg_dir / f"{stem}.json").read_text())
+            assert on_disk == json.loads(json.dumps(content)), f"{name}/configs/{stem}.json"
+        assert (cfg_dir / "logging.conf").read_text() == gen.LOGGING_CONF, name
+
+
 @pytest.mark.parametrize("name", BUNDLES)
 def test_layout_and_configs_parse(name):
     from monai.bundle import ConfigParser
