@@ -32,6 +32,7 @@ demo: $(STAMP)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check medden tests benchmarks bundles notebooks conftest.py
 	$(VENV)/bin/ruff format --check medden tests benchmarks bundles notebooks conftest.py
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q

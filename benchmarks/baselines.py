@@ -54,17 +54,17 @@ def main() -> None:
 
     from medden import baselines
     from medden.metrics import foreground_mask, psnr
-    from medden.noise import NOISE_FUNCTIONS
+    from medden.noise import noise_model
     from medden.workflows.evaluate import versions
 
     clean = stack(args.slices)
     rows = []
     for name in args.methods.split(","):
         kind, level = NOISE[name]
-        arg = "amount" if kind == "salt_pepper" else "level"
-        extra = {"reference": 1.0} if kind == "rician" else {}
-        noisy = NOISE_FUNCTIONS[kind](clean, rng=args.seed, **{arg: level}, **extra)
-        sigma = level if kind == "rician" else None
+        model = noise_model(kind)
+        extra = {"reference": 1.0} if model.takes_reference else {}
+        noisy = model.function(clean, rng=args.seed, **{model.level_argument: level}, **extra)
+        sigma = level if model.level_is_sigma else None
         fn = baselines.get(name)
         fn(noisy[:, 0], sigma)  # warm-up (imports, first-call set-up)
         if name == "bm4d":

@@ -33,17 +33,9 @@ from common import RESULTS, write_text
 
 def _net_model(name: str, dims: int):
     from medden import nets
-    from medden.workflows.models import ResolvedModel
+    from medden.denoiser import LoadedModel
 
-    net = nets.get(name, spatial_dims=dims).eval()
-    return ResolvedModel(
-        name=name,
-        fn=net,
-        spatial_dims=dims,
-        in_channels=1,
-        noise_aware=False,
-        default_mode="3d" if dims == 3 else "2d",
-    )
+    return LoadedModel.wrap(nets.get(name, spatial_dims=dims).eval(), name, "net")
 
 
 def throughput(tmp: Path, net: str) -> dict:
@@ -113,10 +105,8 @@ import numpy as np, nibabel as nib, torch
 torch.set_num_threads(int(sys.argv[1]))
 from medden import nets
 from medden.workflows.denoise import Options, run_batch
-from medden.workflows.models import ResolvedModel
-net = nets.get("hmadnet-compact", spatial_dims=3).eval()
-model = ResolvedModel(name="hmadnet-compact", fn=net, spatial_dims=3, in_channels=1, noise_aware=False,
-                      default_mode="3d")
+from medden.denoiser import LoadedModel
+model = LoadedModel.wrap(nets.get("hmadnet-compact", spatial_dims=3).eval(), "hmadnet-compact", "net")
 with tempfile.TemporaryDirectory() as tmp:
     vol = (np.random.default_rng(0).random((512, 512, 300), dtype=np.float32) * 2000 - 1000).astype(np.int16)
     (Path(tmp) / "in").mkdir()

@@ -150,8 +150,8 @@ def main() -> None:
     import torch
 
     from medden import baselines
+    from medden.bundle_format import available_bundles
     from medden.workflows.evaluate import EvalConfig, evaluate
-    from medden.workflows.models import available_bundles
 
     torch.set_num_threads(args.threads)
     bundles = available_bundles()

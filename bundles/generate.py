@@ -63,7 +63,10 @@ TRAIN_TIMES: dict[str, tuple[int, int]] = {
     "hmadnet_mri_rician": (56, 1),
     "hmadnet_saltpepper": (56, 1),
     "hmadnet_mri_rician_3d": (86, 2),
-    "dran_mri": (90, 1),
+    "dran_mri": (
+        69,
+        2,
+    ),  # the fine-tuning on synthetic + template data; the first 6000 iterations took 90 on one
     "dncnn_gray": (36, 1),
     "gimsanet_gray": (32, 1),
     "gimsanet_color": (30, 1),
@@ -189,21 +192,26 @@ BUNDLES: dict[str, dict[str, Any]] = {
         "description": "Gaussian and Rician noise removal from MR slices with DRAN (dynamic residual attention "
         "blocks with noise gates, half width) taking the noise level as input; the level is estimated from the "
         "image when not given.",
-        "data_source": "MNI152 T1 1 mm template bundled with nilearn (axial slices); Gaussian and Rician noise "
-        "drawn on the fly",
+        "data_source": "MR-like slices made by domain randomisation of the MNI152 tissue maps bundled with "
+        "nilearn (synthmr: random deformation, contrast and texture per tissue, dark structures inside bright "
+        "tissue and the reverse, bias field, blur, resolution change, Gibbs ringing; 2 parts), the MNI152 T1 "
+        "1 mm template's axial slices (1 part) and textured dead-leaves images (1 part), all made offline; "
+        "Gaussian and Rician noise drawn on the fly",
         "train": {
-            "data": "mni152",
+            "data": "synthmr*2+mni152+deadleaves-gray",
             "noise": "rician+gaussian",
-            "level_range": [0.01, 0.1],
-            "patch_size": 96,
+            "level_range": [0.005, 0.12],
+            "val_levels": [0.03, 0.05, 0.09],
+            "patch_size": 64,
             "batch_size": 8,
-            "max_iterations": 6000,
-            "val_interval": 500,
-            "lr": 5e-4,
+            "max_iterations": 3000,
+            "val_interval": 250,
+            "lr": 3e-4,
             "scheduler": "cosine",
             "axis": 2,
             "loss": "l1",
         },
+        "varied_data": True,
         "evaluate": {"data": "mni152", "noise": "rician", "levels": [0.03, 0.05, 0.09], "max_images": 8},
         "baselines": ["bm3d"],
         "method_kwargs": {"bm3d": {"rician_bias_correction": True}},
@@ -620,10 +628,14 @@ def _trained_for(name: str, training: dict[str, Any]) -> str:
     """``56 minutes (6000 iterations) on one CPU core``: the time from TRAIN_TIMES, the iterations from
     the training record of the shipped weights."""
     minutes, cores = TRAIN_TIMES[name]
-    return (
-        f"{minutes} minutes ({training['max_iterations']} iterations) on "
+    iterations = training.get("iterations_run", training["max_iterations"])
+    text = (
+        f"{minutes} minutes ({iterations} iterations) on "
         f"{'one CPU core' if cores == 1 else f'{NUMBER_WORDS.get(cores, cores)} CPU cores'}"
     )
+    if training.get("fine_tuned_from"):
+        text += f", fine-tuned from {training['fine_tuned_from']}"
+    return text
 
 
 def _natural_level(level: Any, noise: str) -> str:
@@ -732,7 +744,9 @@ def docs(name: str, spec: dict[str, Any]) -> str:
     training = meta.get("medden", {}).get("training", {})
     ev_dir = root / "eval" / "evaluate"
     results = json.loads((ev_dir / "results.json").read_text())
-    net_label = spec["net"]  # medden evaluate labels NAME=WEIGHTS as NAME
+    # medden evaluate labels the bundle by its name (NAME=BUNDLE_FOLDER); results of before 2026-12-04 by its net
+    labels = {r["method"] for r in results["per_image"]}
+    net_label = name if name in labels else spec["net"]
     lines = [
         f"# {spec['title']}",
         "",
@@ -777,13 +791,16 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         + (
             " The MNI152 template is an average of many brains and smoother than a real scan; check the "
             "real-scan table below and your own data."
-            if spec["modality"] == "MR"
+            if spec["modality"] == "MR" and not spec.get("varied_data")
             else ""
-        ),
+        )
+        + (f" Trained for {_trained_for(name, training)}." if training.get("fine_tuned_from") else ""),
         "",
         "Training settings (from `configs/train.json`, recorded in `metadata.json`): "
         + ", ".join(
-            f"{k}={v}" for k, v in training.items() if k not in ("resume", "init_weights", "tracking")
+            f"{k}={v}"
+            for k, v in training.items()
+            if k not in ("resume", "init_weights", "tracking", "fine_tuned_from", "iterations_run")
         )
         + ".",
         "",
@@ -822,12 +839,7 @@ def docs(name: str, spec: dict[str, Any]) -> str:
     real = ev_dir / "real_scans" / "results.json"
     if real.is_file():
         rr = json.loads(real.read_text())
-        scans = (
-            "nibabel's `anatomical.nii` as one 33×41×25 volume at 2 mm (pydicom's `MR_small.dcm` is a "
-            "single slice, too thin for a 3D evaluation, and is skipped))"
-            if spec["dims"] == 3
-            else "nibabel's `anatomical.nii`, pydicom's `MR_small.dcm`), every slice"
-        )
+        scans = _real_scans_text(rr, spec["dims"])
         lines += [
             f"Real scans shipped with the installed packages ({scans}, with the same noise added; the scan "
             "itself is the reference (it carries its own noise, so this is semi-synthetic):",
@@ -843,12 +855,30 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "",
         "## Limits",
         "",
-        f"- Trained for {_trained_for(name, training)}, on one template brain: a starting point to fine-tune "
-        "(`medden train --init-weights`, or `medden finetune` on your noisy scans), not a finished product.",
+        f"- Trained for {_trained_for(name, training)}, "
+        + ("on synthetic and template data" if spec.get("varied_data") else "on one template brain")
+        + ": a starting point to fine-tune (`medden train --init-weights`, or `medden finetune` on your noisy "
+        "scans), not a finished product.",
         "- Noise outside the trained range, other contrasts (CT, T2, diffusion) and pathology were not seen.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _real_scans_text(results: dict[str, Any], dims: int) -> str:
+    """Which real scans an evaluation used, for the docs."""
+    if results.get("data", {}).get("source") == "realscans":
+        return (
+            "the `realscans` source: nibabel's `anatomical.nii` and `example4d.nii.gz` (first volume), pydicom's "
+            "`MR_small.dcm` and `CT_small.dcm`, validation and testing only, never training), "
+            + ("every volume thick enough" if dims == 3 else "the slices with at least 15 % foreground")
+        )
+    if dims == 3:
+        return (
+            "nibabel's `anatomical.nii` as one 33×41×25 volume at 2 mm (pydicom's `MR_small.dcm` is a "
+            "single slice, too thin for a 3D evaluation, and is skipped))"
+        )
+    return "nibabel's `anatomical.nii`, pydicom's `MR_small.dcm`), every slice"
 
 
 def write_docs(name: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from medden.version import __version__
 
 _LAZY_SUBMODULES = {
     "noise",
@@ -28,7 +28,7 @@ _LAZY_SUBMODULES = {
 
 def __getattr__(name: str) -> Any:
     if name == "denoise":  # the notebook API: medden.denoise(data, model=..., mode=...)
-        from medden.workflows.denoise import denoise
+        from medden.workflows.denoise import denoise  # defers torch
 
         return denoise
     if name in _LAZY_SUBMODULES:

@@ -51,6 +51,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from medden.noise import estimate_noise
 from medden.noise._common import float_array, is_tensor, like
 
 
@@ -85,10 +86,22 @@ class ClassicalDenoiser:
     """
 
     name: ClassVar[str] = ""
+    #: spatial dimensions of the images the method is made for (2: planes; BM4D: 3)
+    spatial_dims: ClassVar[int] = 2
+    #: channels it takes (None: any number)
+    in_channels: ClassVar[int | None] = None
+    #: the scaling into [0, 1] it expects
+    intensity: ClassVar[str] = "minmax"
     #: the method uses σ (nets with this attribute are called ``net(x, sigma)``).
     noise_aware: ClassVar[bool] = False
     #: noise kind of the σ estimator (``medden.noise.estimate_noise``) when σ is not given.
     noise_kind: ClassVar[str] = "gaussian"
+
+    @property
+    def default_mode(self) -> str:
+        """``3d`` for a volume method (BM4D), else ``2d``: with :attr:`spatial_dims`, :attr:`in_channels`,
+        :attr:`noise_aware`, :attr:`intensity` and the call, this is :class:`medden.denoiser.Denoiser`."""
+        return "3d" if self.spatial_dims == 3 else "2d"
 
     def __call__(self, x: Any, sigma: Any = None, *, batched: bool | None = None) -> Any:
         """Denoise ``x`` (see the module docstring for the shapes); ``sigma`` on the [0, 1] scale."""
@@ -112,8 +125,6 @@ class ClassicalDenoiser:
 
     def estimate_sigma(self, image: np.ndarray) -> float:
         """σ of one channel-first image on the [0, 1] scale, from the data."""
-        from medden.noise import estimate_noise
-
         try:
             return float(estimate_noise(image, self.noise_kind, reference=1.0).sigma)
         except ValueError as exc:
@@ -145,7 +156,6 @@ class _BlockMatching(ClassicalDenoiser):
     def estimate_sigma(self, image: np.ndarray) -> float:
         if not self.rician_bias_correction:
             return super().estimate_sigma(image)
-        from medden.noise import estimate_noise
 
         try:  # the Rayleigh fit of the air background
             return float(estimate_noise(image, "rician", reference=1.0).sigma)
@@ -211,6 +221,7 @@ class BM4D(_BlockMatching):
     """
 
     name: ClassVar[str] = "bm4d"
+    spatial_dims: ClassVar[int] = 3
 
     def _run(self, image: np.ndarray, sigma: float) -> np.ndarray:
         import bm4d

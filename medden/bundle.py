@@ -27,23 +27,23 @@ from typing import Any
 
 import numpy as np
 
+from medden import checkpoints
+from medden.bundle_format import SCHEMA, WEIGHTS, find_bundle, load_network, read_metadata
+from medden.data import datasets
+from medden.data.samples import mni152_phantom
+from medden.engine import TrainConfig
+from medden.engine import train as run_training
 from medden.errors import UsageError
-
-WEIGHTS = "models/model.safetensors"
-SCHEMA = Path(__file__).resolve().parents[1] / "bundles" / "schema" / "meta_schema.json"
+from medden.io import write_synthetic_series
+from medden.io.atomic import atomic_path
+from medden.io.images import save_image
+from medden.noise import gaussian, lowlight, rician, salt_pepper
+from medden.workflows.denoise import Options, run_batch
+from medden.workflows.evaluate import EvalConfig
+from medden.workflows.evaluate import evaluate as run_evaluation
 
 #: sample data of each bundle task: what :func:`sample_data` writes
 TASKS = ("mri_rician", "mri_saltpepper", "mri_gaussian", "gray", "color", "lowlight")
-
-
-def find_bundle(name: str) -> str:
-    """The folder of the bundle ``name`` (``MEDDEN_BUNDLES``, then a source checkout's ``bundles/``)."""
-    from medden.workflows.models import available_bundles
-
-    found = available_bundles()
-    if name not in found:
-        raise UsageError(f"bundle {name!r} not found; known: {', '.join(sorted(found)) or 'none'}")
-    return str(found[name])
 
 
 def locate(name: str) -> str:
@@ -58,15 +58,7 @@ def locate(name: str) -> str:
         cfg = Path(match.group(1)).resolve()
         if cfg.parent.name == "configs" and (cfg.parent / "metadata.json").is_file():
             return str(cfg.parent.parent)
-    return find_bundle(name)
-
-
-def read_metadata(bundle_root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The bundle's ``configs/metadata.json``."""
-    path = Path(bundle_root) / "configs" / "metadata.json"
-    if not path.is_file():
-        raise UsageError(f"not a bundle (no configs/metadata.json): {bundle_root}")
-    return dict(json.loads(path.read_text()))
+    return str(find_bundle(name))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -102,10 +94,6 @@ def sample_pair(task: str, index: int = 0, seed: int = 0) -> tuple[np.ndarray, n
     ``mri_*``: the 2 mm MNI152 phantom ``(X, Y, Z)`` in [0, 1000] (one sample); ``gray``/``color``/
     ``lowlight``: the held-out (``test`` split) photographs of ``skimage.data`` ``(C, H, W)`` in [0, 1].
     """
-    from medden.data import datasets
-    from medden.data.samples import mni152_phantom
-    from medden.noise import gaussian, lowlight, rician, salt_pepper
-
     if task not in TASKS:
         raise UsageError(f"unknown sample task {task!r}; choose from {', '.join(TASKS)}")
     if task.startswith("mri_"):
@@ -126,11 +114,6 @@ def sample_pair(task: str, index: int = 0, seed: int = 0) -> tuple[np.ndarray, n
 
 
 def _write_sample(out: Path, task: str, seed: int) -> None:
-    from medden.data import datasets
-    from medden.data.samples import mni152_phantom
-    from medden.io import write_synthetic_series
-    from medden.io.images import save_image
-
     if task.startswith("mri_"):
         clean, noisy = sample_pair(task, seed=seed)
         _, affine = mni152_phantom(step=2)
@@ -148,24 +131,6 @@ def _write_sample(out: Path, task: str, seed: int) -> None:
 # ------------------------------------------------------------------------------------------------
 # inference, training, evaluation
 # ------------------------------------------------------------------------------------------------
-
-
-def load_network(network: Any, bundle_root: str | os.PathLike[str], device: Any = "cpu") -> Any:
-    """Load the bundle's checksummed weights into ``network``; return it wrapped for inference."""
-    from medden import checkpoints
-    from medden.workflows.models import wrap_net
-
-    root = Path(bundle_root)
-    meta = read_metadata(root)
-    weights = root / WEIGHTS
-    if not weights.is_file():
-        raise UsageError(f"{root}: the bundle has no weights ({WEIGHTS}); train them with configs/train.json")
-    expected = meta.get("medden", {}).get("weights_sha256")
-    digest = checkpoints.load_weights(network, weights, sha256=expected)
-    extra = {"bundle": str(root), "bundle_version": meta.get("version")}
-    resolved = wrap_net(network, root.name, weights, digest, "bundle", device, extra)
-    resolved.intensity = meta.get("medden", {}).get("intensity", "minmax")
-    return resolved
 
 
 def inference(
@@ -189,8 +154,6 @@ def inference(
     The input may be a DICOM folder (series written back as derived series), NIfTI files or images;
     outputs mirror it with a manifest and provenance, exactly as ``medden denoise --bundle``.
     """
-    from medden.workflows.denoise import Options, run_batch
-
     root = Path(bundle_root)
     model = load_network(network, root, device)
     src = Path(dataset_dir) if dataset_dir else Path(sample_data(root, task))
@@ -230,9 +193,6 @@ def train(
     Writes under ``output_dir`` (default ``eval/train``); with ``install`` the best weights become
     the bundle's (:func:`install_weights`, rank 0 only).
     """
-    from medden.engine import TrainConfig
-    from medden.engine import train as run_training
-
     root = Path(bundle_root)
     out = Path(output_dir) if output_dir else root / "eval" / "train"
     cfg = TrainConfig(out_dir=str(out), **config)
@@ -255,9 +215,6 @@ def install_weights(
 ) -> str:
     """Make ``weights`` the bundle's: copied to ``models/model.safetensors`` and the sha256 recorded in
     ``metadata.json`` (both written atomically). Returns the sha256."""
-    from medden import checkpoints
-    from medden.io.atomic import atomic_path
-
     root = Path(bundle_root)
     meta = read_metadata(root)
     digest = checkpoints.sha256_file(weights)
@@ -272,24 +229,6 @@ def install_weights(
     return digest
 
 
-def real_scans(dest: str | os.PathLike[str]) -> str:
-    """Real MR scans that ship with the installed packages, copied to ``dest``: nibabel's
-    ``anatomical.nii`` (a T1 volume) and pydicom's ``MR_small.dcm``. Nothing is downloaded."""
-    import nibabel
-    import pydicom
-
-    out = Path(dest)
-    out.mkdir(parents=True, exist_ok=True)
-    sources = [
-        Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii",
-        Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small.dcm",
-    ]
-    for src in sources:
-        if src.is_file():
-            shutil.copyfile(src, out / src.name)
-    return str(out)
-
-
 def evaluate(
     bundle_root: str | os.PathLike[str],
     output_dir: str | os.PathLike[str] | None = None,
@@ -302,17 +241,15 @@ def evaluate(
 
     ``config``: :class:`medden.workflows.evaluate.EvalConfig` fields (data, noise, levels, ...); the
     first baseline is the reference of the paired statistics. With ``real``, the same comparison is
-    also run on real MR scans from the installed packages (:func:`real_scans`; the scan as it is is the
+    also run on the real scans that ship with the installed packages (the ``realscans`` source of
+    :mod:`medden.data.sources`, every slice, or every volume thick enough in 3D; the scan as it is is the
     reference, so this is semi-synthetic), written to ``output_dir/real_scans``. Markdown tables are
     printed and written with the CSV, JSON and figures.
     """
-    from medden.workflows.evaluate import EvalConfig, bundle_method
-    from medden.workflows.evaluate import evaluate as run_evaluation
-
     root = Path(bundle_root)
-    method = bundle_method(root.name, root)  # the checksum is verified before any work
+    load_network(None, root)  # the config and checksum are checked before any work
     out = Path(output_dir) if output_dir else root / "eval" / "evaluate"
-    methods = ("noisy", *baselines, f"{method.name}={method.weights}")
+    methods = ("noisy", *baselines, f"{root.name}={root}")
     common = {"methods": methods, "method_kwargs": method_kwargs or {}, "reference": baselines[0]}
     result = run_evaluation(EvalConfig(out_dir=str(out), **common, **config))
     print(result.markdown)
@@ -320,7 +257,7 @@ def evaluate(
     if real:
         real_cfg = {
             **config,
-            "data": real_scans(out / "real_scans_input"),
+            "data": "realscans",
             "split": "all",
             "max_images": None,
         }
@@ -334,8 +271,6 @@ def verify(bundle_root: str | os.PathLike[str]) -> None:
     """Offline checks: ``verify_metadata`` against the vendored schema, ``verify_net_in_out`` on the
     inference config, and the weights' checksum."""
     from monai.bundle import verify_metadata, verify_net_in_out
-
-    from medden import checkpoints
 
     root = Path(bundle_root)
     verify_metadata(meta_file=str(root / "configs" / "metadata.json"), filepath=str(SCHEMA))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medden.errors import MeddenError
+from medden.io.atomic import atomic_path
 
 
 class CheckpointError(MeddenError):
@@ -43,8 +44,6 @@ def save_weights(
     """
     import torch
 
-    from medden.io.atomic import atomic_path
-
     state = model.state_dict() if hasattr(model, "state_dict") else dict(model)
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     path = Path(path)
@@ -72,7 +71,13 @@ def verify_sha256(path: str | os.PathLike[str], expected: str | None) -> str:
 
 
 def load_state_dict(path: str | os.PathLike[str], sha256: str | None = None) -> dict[str, Any]:
-    """Load a state dict safely (safetensors, or ``torch.load(weights_only=True)``) after the checksum."""
+    """Load a state dict safely (safetensors, or ``torch.load(weights_only=True)``) after the checksum.
+
+    A ``.pt`` file holding anything but tensors and plain containers (a pickled model, code) is
+    refused in one line: medden never unpickles objects, whatever the file says.
+    """
+    import pickle
+
     import torch
 
     verify_sha256(path, sha256)
@@ -82,13 +87,25 @@ def load_state_dict(path: str | os.PathLike[str], sha256: str | None = None) -> 
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or not a weights file
-        raise CheckpointError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled Python objects, not only tensors "
+            "(medden loads safetensors or plain state dicts, never pickled code)"
+        ) from None
+    except Exception as exc:  # corrupt, truncated or not a weights file (SafetensorError, EOFError, ...)
+        raise CheckpointError(
+            f"{path}: cannot read weights ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a training checkpoint: take the model part
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a state dict")
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -97,12 +114,18 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        raw = fh.metadata() or {}
     try:
-        return dict(json.loads(raw["medden"])) if "medden" in raw else {}
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except Exception as exc:  # SafetensorError: truncated, garbage, or not a safetensors file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
+    try:
+        info = json.loads(raw["medden"]) if "medden" in raw else {}
     except (ValueError, TypeError):
         raise CheckpointError(f"{path}: unreadable medden metadata") from None
+    if not isinstance(info, dict) or not isinstance(info.get("net_kwargs", {}), dict):
+        raise CheckpointError(f"{path}: unreadable medden metadata")
+    return dict(info)
 
 
 def load_weights(
@@ -123,13 +146,21 @@ def load_weights(
 def load_net(
     path: str | os.PathLike[str], net: str | None = None, sha256: str | None = None, **kwargs: Any
 ) -> Any:
-    """Build the registered net recorded in a weights file (or ``net``) and load the weights into it."""
-    from medden import nets
+    """Build the registered net recorded in a weights file (or ``net``) and load the weights into it.
+
+    The file's metadata is untrusted: its net name and arguments go through :func:`medden.nets.build`
+    (registered names, constructor keywords, plain values, a bound on the parameter count checked
+    before any memory is allocated), and every problem is a :class:`CheckpointError`.
+    """
+    from medden import nets  # defers torch and MONAI
 
     meta = read_metadata(path)
     name = net or meta.get("net")
     if not name:
         raise CheckpointError(f"{path}: the file does not name its net; pass the net name")
-    model = nets.get(name, **{**meta.get("net_kwargs", {}), **kwargs})
+    try:
+        model = nets.build(name, {**meta.get("net_kwargs", {}), **kwargs})
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     load_weights(model, path, sha256=sha256)
     return model.eval()

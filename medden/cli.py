@@ -2,8 +2,8 @@
 
 Each subcommand lives in its own module under :mod:`medden.commands`, which exposes
 ``add_parser(subparsers)`` (argparse only, no heavy imports) and sets ``func`` on its parser to a
-``run(args) -> int`` function that imports what it needs. Adding a subcommand means adding a
-module and one line to :data:`COMMANDS`.
+``run(args) -> int`` function, which imports the workflows that need torch or MONAI itself. Adding a
+subcommand means adding a module and one line to :data:`COMMANDS`.
 
 Exit codes: 0 success, 2 usage error or bad input, 3 some units of a batch failed,
 1 an internal error (a bug: please report it).
@@ -18,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from medden import __version__
+from medden.errors import MeddenError
+from medden.version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -55,8 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (never raises for a user error)."""
-    from medden.errors import MeddenError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -70,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medden {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (medden info --json | head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 128 + 13  # as a process killed by SIGPIPE
     except Exception as exc:  # a bug: one line unless asked for the traceback
         if os.environ.get("MEDDEN_DEBUG"):
             raise

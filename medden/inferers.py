@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-Denoiser = Callable[..., torch.Tensor]
+#: what the inferers call: the call of a :class:`medden.denoiser.Denoiser`, or any function like it
+DenoiseFn = Callable[..., torch.Tensor]
 MODES = ("2d", "2.5d", "3d", "tiled2d")
 
 
-def _call(fn: Denoiser, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
+def _call(fn: DenoiseFn, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
     if sigma is None:
         out = fn(x)
     else:
@@ -109,7 +110,7 @@ class IntensityScaler:
 
 
 def slicewise(
-    fn: Denoiser,
+    fn: DenoiseFn,
     image: Any,
     axis: int = -1,
     batch_size: int = 8,
@@ -158,7 +159,7 @@ def slicewise(
 
 
 def sliding_window(
-    fn: Denoiser,
+    fn: DenoiseFn,
     image: Any,
     roi_size: Sequence[int] = (64, 64, 64),
     overlap: float = 0.25,
@@ -204,7 +205,7 @@ def sliding_window(
 
 
 def tiled2d(
-    fn: Denoiser, image: Any, tile: int = 512, overlap: float = 0.125, sigma: float | None = None
+    fn: DenoiseFn, image: Any, tile: int = 512, overlap: float = 0.125, sigma: float | None = None
 ) -> torch.Tensor:
     """Denoise a large 2D image ``(C, H, W)`` in overlapping tiles (bounded memory)."""
     return sliding_window(fn, image, roi_size=(tile, tile), overlap=overlap, sigma=sigma)
@@ -218,7 +219,7 @@ def _device_of(fn: Any) -> torch.device:
 
 
 def infer(
-    fn: Denoiser,
+    fn: DenoiseFn,
     image: Any,
     mode: str = "2d",
     axis: int = -1,

@@ -210,3 +210,21 @@ def paired_stats(a: Any, b: Any, confidence: float = 0.95) -> PairedStats:
         wilcoxon_statistic=w_stat,
         wilcoxon_pvalue=w_p,
     )
+
+
+def image_scores(
+    clean: np.ndarray, out: np.ndarray, threshold: float = FOREGROUND_THRESHOLD
+) -> dict[str, float]:
+    """PSNR and SSIM of ``out`` against ``clean`` (data range 1) on the whole image and on the foreground
+    (``psnr_fg``, ``ssim_fg``; NaN when there is none), and the RMSE over the background (``rmse_bg``)."""
+    row = {"psnr": psnr(clean, out, 1.0), "ssim": ssim(clean, out, 1.0)}
+    try:
+        fg = foreground_mask(clean, threshold)
+        row.update(psnr_fg=psnr(clean, out, 1.0, mask=fg), ssim_fg=ssim(clean, out, 1.0, mask=fg))
+    except ValueError:  # no foreground (an empty slice)
+        fg = np.zeros(np.shape(clean), dtype=bool)
+        row.update(psnr_fg=float("nan"), ssim_fg=float("nan"))
+    bg = ~np.broadcast_to(fg, np.shape(clean))
+    err = (np.asarray(out, np.float64) - np.asarray(clean, np.float64))[bg]
+    row["rmse_bg"] = float(np.sqrt(np.mean(err**2))) if err.size else float("nan")  # air / background
+    return row

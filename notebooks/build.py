@@ -77,10 +77,11 @@ series under `OUT`, written atomically, with a `manifest.jsonl` (one record per 
         """import json
 
 from medden.workflows.denoise import run_batch
-from medden.workflows.models import available_bundles, resolve
+from medden.bundle_format import available_bundles
+from medden.loading import load_model
 
 MODEL = "hmadnet_mri_rician" if "hmadnet_mri_rician" in available_bundles() else "bm3d"
-model = resolve(model=MODEL)
+model = load_model(model=MODEL)
 result = run_batch(export, WORK / "denoised", model, quiet=True)
 print(f"{MODEL}: {result.done} done, {result.failed} failed, {result.skipped} skipped")
 records = [json.loads(line) for line in result.manifest.read_text().splitlines()]
@@ -348,7 +349,7 @@ difference from BM3D with its 95 % confidence interval and paired t-test / Wilco
         """from IPython.display import Image, Markdown, display
 
 from medden.workflows.evaluate import EvalConfig, evaluate
-from medden.workflows.models import available_bundles
+from medden.bundle_format import available_bundles
 
 methods = ["noisy", "bm3d"] + [f"{net}={run.best_path}" for net, run in runs.items()]
 if "hmadnet_mri_rician" in available_bundles():
@@ -402,7 +403,7 @@ anything. Measure it on your own data before relying on it.""",
 
 from medden.data.samples import mni152_phantom
 from medden.noise import rician
-from medden.workflows.models import available_bundles
+from medden.bundle_format import available_bundles
 
 assert "dncnn_gray" in available_bundles(), "this notebook needs the dncnn_gray bundle's weights"
 clean, affine = mni152_phantom(step=2 if SMALL else 1, scale=1.0)
@@ -496,7 +497,7 @@ from medden.data.samples import natural_image
 from medden.io.images import save_image
 from medden.metrics import psnr, ssim
 from medden.noise import gaussian, lowlight
-from medden.workflows.models import available_bundles
+from medden.bundle_format import available_bundles
 
 
 def crop(img, side=128):

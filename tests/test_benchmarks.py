@@ -35,7 +35,7 @@ def quality(tmp_path_factory):
 
 def test_quality_suite_writes_every_method_and_level(quality):
     rows = list(csv.DictReader(open(quality / "quality.csv", encoding="utf-8")))
-    from medden.workflows.models import available_bundles
+    from medden.bundle_format import available_bundles
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:

@@ -240,7 +240,7 @@ def test_shipped_weights_beat_the_noisy_sample(name):
 
     import medden.bundle
     from medden.metrics import psnr
-    from medden.workflows.denoise import Options, denoise_array, layout_of
+    from medden.workflows.predict import Options, layout_of, predict
 
     root = ROOT / name
     parser = ConfigParser()
@@ -252,7 +252,7 @@ def test_shipped_weights_beat_the_noisy_sample(name):
     layout = "volume" if task.startswith("mri_") else "image"
     mode = parser.get_parsed_content("mode")
     crop = (slice(None), slice(None), slice(30, 46)) if layout == "volume" else (slice(None),)
-    out, _ = denoise_array(
+    out, _ = predict(
         model,
         noisy[crop],
         layout_of("nifti" if layout == "volume" else "image", noisy),

@@ -236,3 +236,73 @@ def test_self_supervised_finetuning_keeps_batchnorm_statistics(tmp_path):
     assert stats and all(np.array_equal(before[k], after[k]) for k in stats)
     assert any(not np.array_equal(before[k], after[k]) for k in weights)  # the rest did train
     assert any(not np.array_equal(before[k], updated[k]) for k in stats)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    """last.pt holds the random states and the epoch position too: stopping and resuming changes nothing."""
+    kw = {"val_interval": 4, "log_interval": 3}
+    whole = train(_cfg(tmp_path, "whole", max_iterations=12, **kw))
+    train(_cfg(tmp_path, "half", max_iterations=8, **kw))
+    rest = train(_cfg(tmp_path, "rest", max_iterations=12, resume=str(tmp_path / "half" / "last.pt"), **kw))
+    a, b = (torch.load(tmp_path / name / "last.pt", weights_only=True) for name in ("whole", "rest"))
+    assert a["iteration"] == b["iteration"] == 12
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert rest.history == [h for h in whole.history if h["iteration"] > 8]  # losses, lr, validation
+    assert (rest.best_iteration, rest.best_ssim) == (whole.best_iteration, whole.best_ssim)
+
+
+def test_a_run_ending_off_the_interval_is_validated_at_its_end(tmp_path):
+    res = train(_cfg(tmp_path, "end", max_iterations=6, val_interval=4))
+    assert [h["iteration"] for h in res.history if "val_ssim" in h] == [4, 6]
+    assert torch.load(tmp_path / "end" / "last.pt", weights_only=True)["iteration"] == 6
+
+
+def test_train_refuses_realscans_for_training(tmp_path):
+    from medden.errors import UsageError
+
+    out = tmp_path / "refused"
+    proc = subprocess.run(
+        [sys.executable, "-m", "medden", "train", "--net", NET, "--data", "realscans", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "medden train: error: realscans are for validation and testing only, never training"
+    ]
+    assert not out.exists()
+    with pytest.raises(UsageError, match="never training"):
+        train(_cfg(tmp_path, "mix", data="synthmr+realscans"))
+    with pytest.raises(UsageError, match="neither"):
+        train(_cfg(tmp_path, "val", val_data="no-such-source"))
+
+
+def test_validation_on_realscans(tmp_path):
+    """--val-data realscans: trained on other data, validated (and selected) on the real scans."""
+    from medden.cli import main
+    from medden.data.sources import realscans
+    from medden.engine import build_data
+
+    cfg = _cfg(tmp_path, "rs", data="synthmr+mni152", val_data="realscans", max_val_images=4)
+    _, _, val_items = build_data(cfg)
+    scans = realscans("val")
+    assert len(val_items) == 4 * 3  # four images at three levels
+    for k, item in enumerate(val_items):
+        assert np.array_equal(item["target"], scans[k // 3]) and item["source"] == scans.labels[k // 3]
+    assert {item["source"].split(" ")[0] for item in val_items} == {
+        "nibabel/anatomical.nii", "nibabel/example4d.nii.gz", "pydicom/MR_small.dcm", "pydicom/CT_small.dcm"
+    }  # fmt: skip
+    out = tmp_path / "cli"
+    code = main(
+        ["train", "--net", NET, "--net-kwargs", json.dumps(NET_KWARGS), "--data", "synthmr+mni152",
+         "--val-data", "realscans", "--out", str(out), "--iterations", "2", "--val-interval", "2",
+         "--batch-size", "2", "--patch-size", "24", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["val_data"] == "realscans" and config["data"] == "synthmr+mni152"
+    best = json.loads((out / "best.json").read_text())
+    items = build_data(TrainConfig(**config))[2]  # the default cap of 8 images
+    assert {item["source"] for item in items} <= set(scans.labels) and len(items) == 8 * 3
+    assert evaluate_items(load_net(out / "best.safetensors"), items, torch.device("cpu"), False)[
+        "ssim"
+    ] == pytest.approx(best["ssim"], abs=1e-6)

@@ -188,7 +188,7 @@ def test_net_from_its_weights(tmp_path, capsys):
 
 def test_bundle_by_name(tmp_path, capsys):
     """A bundle's name is a method: its checksummed weights, labelled by the bundle, above the noisy input."""
-    from medden.workflows.models import available_bundles
+    from medden.bundle_format import available_bundles
 
     if "hmadnet_mri_rician" not in available_bundles():
         pytest.skip("the hmadnet_mri_rician bundle is not in this checkout")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import re
 import shutil
 import subprocess
 import sys
+import unicodedata
+import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from hostile_corpus import PHI, PHI_PARTS, corrupt_rle, truncate_before_rows, with_header_values
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -396,6 +401,150 @@ def test_scan_returns_good_series_and_skipped_files(tmp_path, mr_series):
     assert "DICOMDIR" in skipped["DICOMDIR"].reason and "not a DICOM file" in skipped["notes.txt"].reason
     assert skipped["mpeg2.dcm"].error == "UnsupportedTransferSyntaxError"
     json.dumps(result.to_dict())  # JSON-ready
+
+
+# ------------------------------------------------------------------- hostile headers (issue 19)
+
+
+def test_decoder_panic_is_a_pixel_data_error(tmp_path):
+    """pylibjpeg-rle's Rust decoder panics on corrupt RLE data; pyo3's PanicException derives from
+    BaseException, not Exception, and escaped every handler up to the batch."""
+    path = corrupt_rle(tmp_path / "rle" / "corrupt.dcm")
+    with pytest.raises(mio.PixelDataError, match="cannot decode RLE Lossless pixel data") as info:
+        mio.load(path)
+    assert "corrupt.dcm" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_slice_truncated_before_rows_fails_and_is_recorded_on_its_series(tmp_path):
+    vol = np.random.default_rng(3).integers(0, 1000, (12, 10, 5)).astype(np.float32)
+    folder = tmp_path / "five"
+    files = write_synthetic_series(vol, np.diag([-0.8, 0.8, 3.0, 1.0]), folder).files
+    truncate_before_rows(files[2])
+    result = scan(folder)
+    (skipped,) = result.skipped
+    assert skipped.path == files[2] and skipped.error == "PixelDataError", skipped  # not "non-image"
+    assert "truncated" in skipped.reason
+    (series,) = result.series
+    assert series.n_slices == 4 and series.missing_files == (skipped,)
+    for summary in (series.summary(folder), series.to_dict(folder)):
+        assert summary["missing_files"] == 1
+        assert summary["missing"] == [
+            {"path": files[2].name, "reason": skipped.reason, "error": "PixelDataError"}
+        ]
+        json.dumps(summary)
+    assert any("1 file(s) of this series could not be read" in w for w in series.warnings)
+    for source in (folder, files[0]):  # the folder, or one good file of the series
+        loaded = mio.load(source)
+        assert loaded.shape == (12, 10, 4) and loaded.meta["missing_files"] == 1
+
+
+def _header_only(folder: Path, name: str, sop_class: str | None) -> Path:
+    """A Part 10 DICOM file whose SOP class is ``sop_class`` (none when None), without pixel data
+    and without image attributes."""
+    ds = Dataset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a garbled SOPClassUID is the point of one probe
+        if sop_class is not None:
+            ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[name])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[name, "series"])
+    ds.Modality = "OT"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.preamble = b"\x00" * 128
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path, enforce_file_format=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "sop_class, error, reason",
+    [
+        ("1.2.840.10008.5.1.4.1.1.4", mio.PixelDataError, "MR Image Storage without pixel data"),
+        ("1.3.12.2.1107.5.9.1", mio.NonImageObjectError, "private SOP class"),  # Siemens CSA non-image
+        ("1.2.840.10008.5.1.4.1.1.88.11", mio.NonImageObjectError, "Basic Text SR"),
+        (PHI, mio.InvalidHeaderError, "SOPClassUID is not a UID"),
+        (None, mio.InvalidHeaderError, "no SOPClassUID"),
+    ],
+    ids=["image-class", "private-class", "sr", "garbled-class", "no-class"],
+)
+def test_file_without_pixel_data_is_skipped_only_when_known_not_an_image(tmp_path, sop_class, error, reason):
+    path = _header_only(tmp_path, "nopixels.dcm", sop_class)
+    with pytest.raises(mio.MeddenIOError) as info:
+        mio.load(path)
+    assert type(info.value) is error and reason in info.value.reason, info.value
+    assert all(part not in str(info.value) for part in PHI_PARTS)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR", "ignore:The value length")  # writing the probes
+def test_header_values_are_validated_before_they_are_echoed(tmp_path, mr_series):
+    folder = tmp_path / "src"
+    shutil.copytree(mr_series[0], folder)
+    _patch(folder, Modality=PHI, SeriesDescription="T1\x00\x1b[31m red\tpost " + "x" * 80)
+    (series,) = scan(folder).series
+    assert series.modality == "OT"
+    assert series.description.startswith("T1 [31m red post x") and len(series.description) == 64
+    assert not any(unicodedata.category(c).startswith("C") for c in series.description)
+    text = json.dumps(mio.load(folder).meta) + repr(series)
+    assert all(part not in text for part in PHI_PARTS)
+    one = folder / sorted(p.name for p in folder.iterdir())[0]
+    bad = {  # a value in the wrong field may be patient data: it is never quoted
+        "PhotometricInterpretation": (mio.InvalidHeaderError, "unsupported PhotometricInterpretation"),
+        "RescaleSlope": (mio.InvalidHeaderError, "invalid RescaleSlope value (not shown)"),
+        "ImagePositionPatient": (mio.InvalidHeaderError, "invalid ImagePositionPatient value (not shown)"),
+    }
+    for keyword, (error, reason) in bad.items():
+        path = shutil.copy(one, tmp_path / f"{keyword}.dcm")
+        with_header_values(Path(path), as_text=keyword != "PhotometricInterpretation", **{keyword: PHI})
+        with pytest.raises(error, match=re.escape(reason)) as info:
+            mio.load(path)
+        assert all(part not in str(info.value) for part in PHI_PARTS), info.value
+    number = with_header_values(
+        Path(shutil.copy(one, tmp_path / "comma.dcm")), as_text=True, RescaleSlope="1,5"
+    )
+    with pytest.raises(mio.InvalidHeaderError, match="invalid RescaleSlope value '1,5'"):
+        mio.load(number)  # a number-like value helps and is shown
+    ds = pydicom.dcmread(one)
+    ds.file_meta.TransferSyntaxUID = PHI
+    ds.save_as(tmp_path / "ts.dcm")
+    with pytest.raises(mio.UnsupportedTransferSyntaxError, match="unknown transfer syntax") as info:
+        mio.load(tmp_path / "ts.dcm")
+    assert all(part not in str(info.value) for part in PHI_PARTS), info.value
+
+
+def test_a_readable_slice_without_its_uids_is_still_written(tmp_path, mr_series):
+    """A byte flip turned (0008,0018) into another tag: the slice reads, so the derived series has it."""
+    folder = tmp_path / "src"
+    shutil.copytree(mr_series[0], folder)
+    damaged = sorted(folder.iterdir())[3]
+    ds = pydicom.dcmread(damaged)
+    del ds.SOPInstanceUID, ds.SOPClassUID  # the file meta still names the class
+    ds.save_as(damaged)
+    loaded = mio.load(folder)
+    out = mio.save(loaded, loaded.array, tmp_path / "out")
+    written = [pydicom.dcmread(f) for f in sorted(out.iterdir())]
+    assert len(written) == 7 and len({str(d.SOPInstanceUID) for d in written}) == 7
+    assert {str(d.SOPClassUID) for d in written} == {"1.2.840.10008.5.1.4.1.1.4"}
+    assert sum("SourceImageSequence" in d for d in written) == 6  # nothing to reference for the damaged one
+    assert np.allclose(mio.load(out).array, loaded.array)
+
+
+def test_loaded_series_and_errors_pickle(tmp_path):
+    vol = np.random.default_rng(4).integers(0, 1000, (8, 6, 4)).astype(np.float32)
+    files = write_synthetic_series(vol, np.diag([-1.0, 1.0, 2.0, 1.0]), tmp_path / "s").files
+    truncate_before_rows(files[1])
+    loaded = mio.load(tmp_path / "s")
+    again = pickle.loads(pickle.dumps(loaded))
+    assert np.array_equal(again.array, loaded.array) and again.meta == loaded.meta
+    series = again.source
+    assert isinstance(series, DicomSeries) and series.summary() == loaded.source.summary()
+    assert isinstance(series.missing_files[0].exception, mio.PixelDataError)
+    error = pickle.loads(pickle.dumps(mio.PixelDataError(files[1], "short")))
+    assert type(error) is mio.PixelDataError and error.path == files[1] and str(error) == f"{files[1]}: short"
 
 
 # ---------------------------------------------------------------------------------------------- series

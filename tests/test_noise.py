@@ -250,3 +250,53 @@ def test_estimate_dispatch():
         estimate_noise(np.ones((1, 8, 8)), "poisson_gaussian")
     est = estimate_noise(gaussian(np.zeros((1, 64, 64)), sigma=0.1, rng=0), "gaussian", reference=1.0)
     assert est.kind == "gaussian" and est.to_dict()["sigma"] == est.sigma
+
+
+# --- a 2D image stored as a volume (issue 19): the planes are those of the two longest axes -------
+
+PLANE_LAYOUTS = {
+    "(1, H, W)": lambda p: p[None],
+    "(1, H, W, 1)": lambda p: p[None, :, :, None],
+    "(1, 1, H, W)": lambda p: p[None, None],
+    "(H, W, 1)": lambda p: p[:, :, None],  # a one-slice NIfTI or DICOM series as medden.io loads it
+}
+
+
+@pytest.mark.parametrize("layout", sorted(PLANE_LAYOUTS))
+@pytest.mark.parametrize("level", [0.03, 0.05, 0.09])
+@pytest.mark.parametrize("kind", ["rician", "gaussian"])
+def test_estimators_on_a_single_slice_in_any_layout(kind, level, layout):
+    clean = mni152_slice()[0]
+    clean = clean / clean.max()
+    noisy = (rician if kind == "rician" else gaussian)(clean, sigma=level, rng=5)
+    est = estimate_noise(PLANE_LAYOUTS[layout](noisy), kind, reference=1.0)
+    assert abs(est.level - level) / level < 0.15, (layout, est)
+
+
+@pytest.mark.parametrize("level", [0.03, 0.05, 0.09])
+@pytest.mark.parametrize("kind", ["rician", "gaussian"])
+def test_estimators_on_a_three_slice_volume(kind, level):
+    from medden.data.samples import mni152
+
+    vol, _ = mni152()
+    k = vol.shape[2] // 2
+    three = vol[None, :, :, k - 1 : k + 2] / vol.max()  # (1, X, Y, 3): too thin to filter across
+    noisy = (rician if kind == "rician" else gaussian)(three, sigma=level, rng=6)
+    est = estimate_noise(noisy, kind, reference=1.0)
+    assert abs(est.level - level) / level < 0.15, est
+
+
+def test_salt_pepper_estimator_on_a_single_slice_volume():
+    noisy = salt_pepper(mni152_slice(), 0.1, rng=2)
+    flat = estimate_salt_pepper(noisy).level
+    assert abs(flat - 0.1) < 0.015
+    assert estimate_salt_pepper(noisy[0][:, :, None]).level == pytest.approx(flat)
+
+
+def test_too_small_image_is_refused_with_its_shape():
+    for shape in ((1, 4, 300, 1), (6, 6, 6)):
+        with pytest.raises(ValueError, match="too small") as info:
+            estimate_gaussian(np.ones(shape))
+        assert str(shape) in str(info.value)
+    with pytest.raises(ValueError, match="too small"):
+        estimate_rician(np.ones((1, 4, 300, 1)))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from medden.errors import UsageError
+from medden.workflows.demo import run_denoise_demo, run_noise_demo
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -27,11 +30,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medden.errors import UsageError
-
     if args.noise_models:
-        from medden.workflows.demo import run_noise_demo
-
         result = run_noise_demo(args.out, seed=args.seed)
         print(f"{'image':<20} {'noise':<22} {'true':>7} {'estimated':>9}")
         for row in result["rows"]:
@@ -42,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not 0.0 < args.level < 0.5:
         raise UsageError(f"--level must be in (0, 0.5), got {args.level:g}")
-    from medden.workflows.demo import run_denoise_demo
-
     report = run_denoise_demo(args.out, model=args.model, level=args.level, seed=args.seed)
     print(
         f"model: {report['model']}   Rician {100 * report['level']:g} % on the MNI152 phantom (DICOM series)"

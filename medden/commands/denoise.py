@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
+
+from medden.errors import UsageError
+from medden.loading import load_model
 
 EPILOG = """\
 INPUT is a DICOM folder (searched recursively; any number of studies and series), a NIfTI file
@@ -43,6 +47,11 @@ def add_parser(subparsers: Any) -> None:
     src.add_argument("--checkpoint", help="a weights file (.safetensors or state-dict .pt); with --net")
     p.add_argument("--net", help="registered net name of --checkpoint (read from the file when it says)")
     p.add_argument("--sha256", help="expected sha256 of --checkpoint")
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="load a bundle whose metadata records no weights sha256 (refused by default)",
+    )
     p.add_argument("--mode", choices=("2d", "2.5d", "3d"), help="inference mode (default: the model's)")
     p.add_argument("--axis", type=int, default=-1, choices=(0, 1, 2, -1), help="slicing axis for 2d modes")
     p.add_argument(
@@ -75,32 +84,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _noise_level(text: str | None) -> str | float | None:
-    from medden.errors import UsageError
-
     if text is None or text == "auto":
         return text
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise UsageError(f"--noise-level must be 'auto' or a number, got {text!r}") from None
-    if not (0.0 < value < 1.0):
-        raise UsageError(f"--noise-level must be in (0, 1), got {value:g}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from medden.workflows.denoise import Options, check_paths, parse_shard, run_batch  # defers torch
 
-    from medden.errors import UsageError
-    from medden.workflows.denoise import Options, check_paths, parse_shard, run_batch
-    from medden.workflows.models import resolve
-
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.roi_size < 8:
-        raise UsageError(f"--roi-size must be >= 8, got {args.roi_size}")
-    if not (0.0 <= args.overlap < 1.0):
-        raise UsageError(f"--overlap must be in [0, 1), got {args.overlap:g}")
     options = Options(
         mode=args.mode,
         axis=args.axis,
@@ -110,10 +104,12 @@ def run(args: argparse.Namespace) -> int:
         roi_size=args.roi_size,
         intensity=args.intensity,
         figures=args.figures,
-    )
+    ).validate()
     shard = parse_shard(args.shard)
     check_paths(Path(args.input), Path(args.output))  # before loading any model
-    model = resolve(args.model, args.bundle, args.checkpoint, args.net, args.device, args.sha256)
+    model = load_model(
+        args.model, args.bundle, args.checkpoint, args.net, args.device, args.sha256, args.allow_unverified
+    )
     result = run_batch(
         args.input,
         args.output,

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from medden.workflows.noise import ESTIMABLE_KINDS
+from medden.workflows.noise import ESTIMABLE_KINDS, estimate_noise_of_file
 
 
 def add_parser(subparsers: Any) -> None:
@@ -24,7 +24,5 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medden.workflows.noise import estimate_noise_of_file
-
     print(json.dumps(estimate_noise_of_file(args.input, args.kind)))
     return 0

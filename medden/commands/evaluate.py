@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
+
+from medden.errors import UsageError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,7 +30,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--data",
         default="mni152",
-        help="mni152, mni152-gm, mni152-wm, skimage-gray, skimage-color, or a folder (default: mni152)",
+        help="mni152, mni152-gm, mni152-wm, skimage-gray, skimage-color, deadleaves-gray, deadleaves-color, "
+        "synthmr, realscans (the real scans shipped with nibabel and pydicom), sources joined by '+', or a "
+        "folder (default: mni152)",
     )
     p.add_argument(
         "--noise", default="rician", help="noise kind, or 'none' for a folder of noisy/clean pairs"
@@ -52,16 +57,18 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--axis", type=int, choices=(0, 1, 2), default=2, help="slicing axis of volumes")
     p.add_argument("--seed", type=int, default=1234, help="noise seed")
     p.add_argument("--no-figures", action="store_true", help="do not draw the figures")
+    p.add_argument(
+        "--save-outputs",
+        action="store_true",
+        help="also write every noisy input and method output as outputs/<method>/<level>/<image>.npy",
+    )
     p.add_argument("--device", default=None, help="torch device of the nets (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from medden.errors import UsageError
-    from medden.workflows.evaluate import EvalConfig, evaluate, parse_levels
+    from medden.workflows.evaluate import EvalConfig, evaluate, parse_levels  # defers torch
 
     method_kwargs: dict[str, Any] = {}
     if args.method_kwargs:
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         sigma=args.sigma,
         method_kwargs=method_kwargs,
         figures=not args.no_figures,
+        save_outputs=args.save_outputs,
         device=args.device,
         progress=not args.quiet,
     )

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from medden.io.discover import describe, format_report
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -24,8 +26,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medden.io.discover import describe, format_report
-
     report = describe(args.path, recursive=not args.no_recursive)
     if args.json:
         print(json.dumps(report))

@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> None:
 
 def list_models() -> list[dict[str, Any]]:
     """Name, parameter count (default configuration), supported dims and channels of every net."""
-    from medden import nets
+    from medden import nets  # defers torch and MONAI
 
     rows = []
     for name in nets.available():
@@ -32,7 +32,7 @@ def list_models() -> list[dict[str, Any]]:
                 "parameters": nets.count_parameters(model),
                 "spatial_dims": list(s.spatial_dims),
                 "channels": list(s.channels),
-                "noise_aware": bool(getattr(model, "noise_aware", False)),
+                "noise_aware": bool(model.noise_aware),
                 "summary": s.summary,
             }
         )

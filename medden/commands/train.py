@@ -49,14 +49,27 @@ def add_parser(subparsers: Any) -> None:
         "train",
         help="train a registered net (supervised; data-parallel under torchrun)",
         description=(
-            "Train a net on offline data (mni152, mni152-gm, mni152-wm, skimage-gray, skimage-color) or a "
-            "folder (clean images, or noisy/clean pairs in low/+high/ or noisy/+clean/), with noise added on "
-            "the fly. Keeps the weights with the best validation SSIM in OUT/best.safetensors. Run under "
+            "Train a net on offline data (mni152, mni152-2mm, mni152-gm, mni152-wm, skimage-gray, "
+            "skimage-color, deadleaves-gray, deadleaves-color, synthmr) or a folder (clean images, or "
+            "noisy/clean pairs in low/+high/ or noisy/+clean/), with noise added on the fly. Keeps the "
+            "weights with the best validation SSIM (on --val-data when given, e.g. realscans) in "
+            "OUT/best.safetensors. Run under "
             "`torchrun --nproc_per_node=N -m medden train ...` for data-parallel training."
         ),
     )
     p.add_argument("--net", required=True, help="registered net (see `medden models`)")
-    p.add_argument("--data", default="mni152", help="data source or folder (default: mni152)")
+    p.add_argument(
+        "--data",
+        default="mni152",
+        help="data source, folder, or sources joined by '+' (default: mni152; realscans is refused: "
+        "it is for validation and testing only)",
+    )
+    p.add_argument(
+        "--val-data",
+        default=None,
+        help="validate and select the best weights on this source instead of the training data's "
+        "validation split, e.g. realscans (the real scans shipped with nibabel and pydicom) or a folder",
+    )
     p.add_argument("--noise", default="rician", help="noise kind added on the fly, or 'none' for paired data")
     p.add_argument("--levels", type=_range, default=None, help="LOW,HIGH range of the drawn noise level")
     p.add_argument("--absolute", action="store_true", help="levels are absolute σ on [0, 1] data")
@@ -118,8 +131,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from medden.engine import TrainConfig, train
-    from medden.workflows.train import summarize
+    from medden.engine import TrainConfig, train  # defers torch and MONAI
+    from medden.workflows.train import summarize  # defers torch
 
     settings: dict[str, Any] = {
         "net": args.net,
@@ -132,6 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
     }
     for arg, key in (
         ("net_kwargs", "net_kwargs"),
+        ("val_data", "val_data"),
         ("val_levels", "val_levels"),
         ("loss", "loss"),
         ("scheduler", "scheduler"),
@@ -148,8 +162,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from medden.engine import train
-    from medden.workflows.train import finetune_config, summarize
+    from medden.engine import train  # defers torch and MONAI
+    from medden.workflows.train import finetune_config, summarize  # defers torch
 
     cfg = finetune_config(
         args.checkpoint, args.data, args.out, method=args.method, noise=args.noise, **_overrides(args)

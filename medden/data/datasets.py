@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+import medden.io as mio
 from medden.data.samples import NATURAL_SPLITS, mni152, natural_image
 from medden.errors import UsageError
 from medden.metrics import FOREGROUND_THRESHOLD
+from medden.noise import kinds_where, noise_model
 
 SPLITS = ("train", "val", "test")
 #: cycle of slab roles along the slicing axis: 4 train slabs, then one val and one test slab
@@ -168,8 +170,6 @@ def folder_images(path: str | os.PathLike[str], axis: int = 2, spatial_dims: int
     Volumes become 2D slices along ``axis`` (``spatial_dims=2``) or stay whole (3). Unreadable files
     are skipped (a folder scan never fails because of one file); an empty result is an error.
     """
-    import medden.io as mio
-
     root = Path(path)
     if not root.exists():
         raise UsageError(f"data not found: {root}")
@@ -217,8 +217,6 @@ def paired_folder(path: str | os.PathLike[str]) -> list[dict[str, np.ndarray]]:
     Returns items ``{"image": noisy, "target": clean}`` in [0, 1] (8/16-bit images divided by their
     type's maximum, so the pair keeps its relative brightness).
     """
-    import medden.io as mio
-
     root = Path(path)
     for noisy_name, clean_name in PAIR_LAYOUTS:
         noisy_dir, clean_dir = root / noisy_name, root / clean_name
@@ -247,7 +245,7 @@ def paired_folder(path: str | os.PathLike[str]) -> list[dict[str, np.ndarray]]:
 
 
 #: noise kinds whose level is relative to a reference intensity (1.0 for training data in [0, 1])
-_REFERENCED = ("rician", "gaussian", "poisson_gaussian", "lowlight")
+_REFERENCED = kinds_where(lambda m: m.takes_reference)
 
 
 def train_transforms(
@@ -280,66 +278,80 @@ def train_transforms(
             hold less than 5 % brain.
         foreground_threshold: intensity above which a voxel counts as foreground (images in [0, 1]).
     """
-    from monai.transforms import (
-        Compose,
-        CopyItemsd,
-        DeleteItemsd,
-        EnsureTyped,
-        RandCropByPosNegLabeld,
-        RandFlipd,
-        RandRotate90d,
-        RandSpatialCropd,
-        SpatialPadd,
-        ThresholdIntensityd,
-    )
-
-    import medden.transforms as mt
+    from monai.transforms import Compose, CopyItemsd, EnsureTyped, RandFlipd, RandRotate90d, SpatialPadd
 
     size = [patch_size] * spatial_dims if isinstance(patch_size, int) else list(patch_size)
     keys = ["image", "target"] if paired else ["image"]
     steps: list[Any] = [
         EnsureTyped(keys=keys, data_type="tensor", track_meta=True),
         SpatialPadd(keys=keys, spatial_size=size, mode="reflect"),
+        *_patch_steps(keys, size, foreground, foreground_threshold),
     ]
-    if foreground is None:
-        steps.append(RandSpatialCropd(keys=keys, roi_size=size, random_size=False))
-    else:
-        if not 0.0 <= foreground <= 1.0:
-            raise ValueError(f"foreground must be a probability in [0, 1], not {foreground}")
-        mask = "_foreground"
-        steps += [
-            CopyItemsd(keys=keys[-1], names=mask),  # the clean image (``target`` of a pair)
-            ThresholdIntensityd(keys=mask, threshold=foreground_threshold, above=True, cval=0.0),
-            RandCropByPosNegLabeld(
-                keys=keys,
-                label_key=mask,
-                spatial_size=size,
-                pos=foreground,
-                neg=1.0 - foreground,
-                num_samples=1,
-            ),
-            DeleteItemsd(keys=mask),
-        ]
     if augment:
         steps += [RandFlipd(keys=keys, prob=0.5, spatial_axis=a) for a in range(spatial_dims)]
         steps.append(RandRotate90d(keys=keys, prob=0.5, spatial_axes=(spatial_dims - 2, spatial_dims - 1)))
     if not paired:
         steps.append(CopyItemsd(keys="image", names="target"))
     if noise is not None:
-        from monai.transforms import OneOf
-
-        adders = []
-        for kind in noise.split("+"):  # several kinds: one drawn per item, with equal odds
-            kwargs = {"reference": 1.0} if kind in _REFERENCED else {}
-            kwargs.update(noise_kwargs or {})
-            adders.append(
-                mt.RandAddNoised(
-                    keys="image", kind=kind, prob=1.0, level_range=level_range, absolute=absolute, **kwargs
-                )
-            )
-        steps.append(adders[0] if len(adders) == 1 else OneOf(adders))
-        steps.append(NoiseLevelToKeyd(keys="image", name="sigma"))
+        steps += _noise_steps(noise, level_range, absolute, noise_kwargs)
     return Compose(steps)
+
+
+def _patch_steps(
+    keys: list[str], size: list[int], foreground: float | None, foreground_threshold: float
+) -> list[Any]:
+    """The random patch of :func:`train_transforms`: uniform, or centred on foreground with
+    probability ``foreground`` (the clean image above ``foreground_threshold``)."""
+    from monai.transforms import (
+        CopyItemsd,
+        DeleteItemsd,
+        RandCropByPosNegLabeld,
+        RandSpatialCropd,
+        ThresholdIntensityd,
+    )
+
+    if foreground is None:
+        return [RandSpatialCropd(keys=keys, roi_size=size, random_size=False)]
+    if not 0.0 <= foreground <= 1.0:
+        raise ValueError(f"foreground must be a probability in [0, 1], not {foreground}")
+    mask = "_foreground"
+    return [
+        CopyItemsd(keys=keys[-1], names=mask),  # the clean image (``target`` of a pair)
+        ThresholdIntensityd(keys=mask, threshold=foreground_threshold, above=True, cval=0.0),
+        RandCropByPosNegLabeld(
+            keys=keys,
+            label_key=mask,
+            spatial_size=size,
+            pos=foreground,
+            neg=1.0 - foreground,
+            num_samples=1,
+        ),
+        DeleteItemsd(keys=mask),
+    ]
+
+
+def _noise_steps(
+    noise: str,
+    level_range: Sequence[float] | None,
+    absolute: bool,
+    noise_kwargs: Mapping[str, Any] | None,
+) -> list[Any]:
+    """The noise of :func:`train_transforms` on ``image`` (one kind drawn per item when ``noise`` joins
+    several with ``+``), then its level copied to ``sigma``."""
+    from monai.transforms import OneOf
+
+    import medden.transforms as mt  # defers MONAI
+
+    adders = []
+    for kind in noise.split("+"):  # several kinds: one drawn per item, with equal odds
+        kwargs = {"reference": 1.0} if kind in _REFERENCED else {}
+        kwargs.update(noise_kwargs or {})
+        adders.append(
+            mt.RandAddNoised(
+                keys="image", kind=kind, prob=1.0, level_range=level_range, absolute=absolute, **kwargs
+            )
+        )
+    return [adders[0] if len(adders) == 1 else OneOf(adders), NoiseLevelToKeyd(keys="image", name="sigma")]
 
 
 class NoiseLevelToKeyd:
@@ -372,9 +384,6 @@ def validation_items(
 ) -> list[dict[str, Any]]:
     """Fixed noisy/clean validation pairs: every image at every level, with a fixed seed per pair
     (several kinds joined by ``+``: every pair for each kind)."""
-    from medden.noise import NOISE_FUNCTIONS
-    from medden.transforms import LEVEL_ARGUMENT
-
     if noise is None:
         raise ValueError("validation_items needs a noise kind; paired data are validated as they are")
     if "+" in noise:
@@ -383,12 +392,13 @@ def validation_items(
             for k, kind in enumerate(noise.split("+"))
             for item in validation_items(images, kind, levels, absolute, seed + 100_000 * k, noise_kwargs)
         ]
-    arg = "sigma" if absolute else LEVEL_ARGUMENT[noise]
-    kwargs = {"reference": 1.0} if noise in _REFERENCED else {}
+    model = noise_model(noise)
+    arg = "sigma" if absolute else model.level_argument
+    kwargs = {"reference": 1.0} if model.takes_reference else {}
     kwargs.update(noise_kwargs or {})
     items = []
     for i, clean in enumerate(images):
         for j, level in enumerate(levels):
-            noisy = NOISE_FUNCTIONS[noise](clean, rng=seed + 1000 * i + j, **{arg: level}, **kwargs)
+            noisy = model.function(clean, rng=seed + 1000 * i + j, **{arg: level}, **kwargs)
             items.append({"image": noisy.astype(np.float32), "target": clean, "sigma": np.float32(level)})
     return items

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from medden.io.dicom import write_synthetic_series
+from medden.noise import rician
+
 #: photographs and micrographs shipped inside the scikit-image wheel (no download).
 GRAY_IMAGES = ("camera", "moon", "coins", "text", "page", "clock", "brick", "grass", "gravel", "cell")
 COLOR_IMAGES = (
@@ -152,8 +155,6 @@ def mni152_dicom_series(
     Returns:
         the folder.
     """
-    from medden.io.dicom import write_synthetic_series
-
     vol, affine = mni152_phantom(step, scale, kind)
     vol = np.rint(vol)
     kwargs.setdefault("series_description", f"MNI152 {kind.upper()} {step} mm (synthetic)")
@@ -182,9 +183,6 @@ def write_noisy_mr_series(
     volume is written too (a reference series in the same geometry). Returns the folders and the
     noise parameters.
     """
-    from medden.io import write_synthetic_series
-    from medden.noise import rician
-
     clean, affine = mni152_phantom(step)
     noisy = rician(clean, level, rng=seed).astype(np.float32)
     description = f"MNI152 phantom Rician {100 * level:g} %"

@@ -1,4 +1,5 @@
-"""The training engine: one ignite engine for every registered net (see :mod:`medden.engine.trainer`)."""
+"""The training engine: MONAI's ``SupervisedTrainer`` and ``SupervisedEvaluator`` plus handlers, one for
+every registered net (see :mod:`medden.engine.trainer`)."""
 
 from medden.engine.trainer import TrainConfig, TrainResult, build_data, build_net, evaluate_items, train
 

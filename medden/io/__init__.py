@@ -15,6 +15,9 @@ come out in the layout dcm2niix writes (an axial series is LAS). 2D images are c
 ``(C, H, W)``, row 0 at the top. Errors are :class:`MeddenIOError` subclasses whose one-line message
 names the file and the reason.
 
+:func:`load_isolated` is :func:`load` in a worker process: a decoder that crashes on a hostile file
+fails that input with :class:`ReaderCrashError` instead of ending the calling process.
+
 Importing this package is light (numpy only): pydicom, nibabel, Pillow, SimpleITK and MONAI are
 imported by the functions that need them.
 """
@@ -26,6 +29,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medden.io import dicom, images, nifti
 from medden.io.base import KINDS, Loaded, to_stored
 from medden.io.errors import (
     CorruptFileError,
@@ -39,6 +43,7 @@ from medden.io.errors import (
     NonImageObjectError,
     OutputError,
     PixelDataError,
+    ReaderCrashError,
     SeriesSelectionError,
     UnsupportedFormatError,
     UnsupportedTransferSyntaxError,
@@ -50,6 +55,8 @@ if TYPE_CHECKING:
 #: suffixes :func:`is_supported` accepts (DICOM files without a suffix are found by :func:`scan`)
 SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".nii.gz", ".dcm")
 
+#: re-exported names -> their module, imported on first access: :mod:`medden.io.readers` pulls in
+#: MONAI, and :mod:`medden.io.isolate` imports this package
 _LAZY = {
     "DicomSeries": "medden.io.dicom",
     "ScanResult": "medden.io.dicom",
@@ -69,6 +76,8 @@ _LAZY = {
     "save_image": "medden.io.images",
     "DicomSeriesReader": "medden.io.readers",
     "describe": "medden.io.discover",
+    "IsolatedLoader": "medden.io.isolate",
+    "load_isolated": "medden.io.isolate",
 }
 
 
@@ -88,17 +97,12 @@ def is_supported(path: str | os.PathLike[str]) -> bool:
 
 
 def _kind_of(path: Path) -> str:
-    from medden.io.images import image_format
-    from medden.io.nifti import is_nifti
-
     if path.is_dir():
         return "dicom"
-    if is_nifti(path):
+    if nifti.is_nifti(path):
         return "nifti"
-    if image_format(path):
-        from medden.io.dicom import has_dicom_preamble
-
-        return "dicom" if has_dicom_preamble(path) else "image"
+    if images.image_format(path):
+        return "dicom" if dicom.has_dicom_preamble(path) else "image"
     return "dicom"
 
 
@@ -122,23 +126,17 @@ def load(src: Any, series: int | str | None = None) -> Loaded:
         >>> loaded = mio.load("scan.nii.gz")  # doctest: +SKIP
         >>> out = mio.save(loaded, loaded.array * 0.5, "half.nii.gz")  # doctest: +SKIP
     """
-    from medden.io.dicom import DicomSeries, load_dicom
-
-    if isinstance(src, DicomSeries):
-        return load_dicom(src)
+    if isinstance(src, dicom.DicomSeries):
+        return dicom.load_dicom(src)
     path = Path(src)
     if not path.exists():
         raise InputNotFoundError(path, "not found")
     kind = _kind_of(path)
     if kind == "nifti":
-        from medden.io.nifti import load_nifti
-
-        return load_nifti(path)
+        return nifti.load_nifti(path)
     if kind == "image":
-        from medden.io.images import load_image
-
-        return load_image(path)
-    return load_dicom(path, series=series)
+        return images.load_image(path)
+    return dicom.load_dicom(path, series=series)
 
 
 def save(
@@ -171,17 +169,11 @@ def save(
         the written path.
     """
     if loaded.kind == "image":
-        from medden.io.images import save_image
-
-        return save_image(loaded, array, dst, dtype=dtype)
+        return images.save_image(loaded, array, dst, dtype=dtype)
     if loaded.kind == "nifti":
-        from medden.io.nifti import save_nifti
-
-        return save_nifti(loaded, array, dst, dtype=dtype, description=description)
+        return nifti.save_nifti(loaded, array, dst, dtype=dtype, description=description)
     if loaded.kind == "dicom":
-        from medden.io.dicom import save_dicom
-
-        return save_dicom(
+        return dicom.save_dicom(
             loaded, array, dst, description=description or "medden", processing=processing or ""
         )
     raise OutputError(dst, f"unknown kind {loaded.kind!r}; expected one of {KINDS}")
@@ -189,9 +181,7 @@ def save(
 
 def scan(folder: str | os.PathLike[str], recursive: bool = True) -> ScanResult:
     """Scan a folder for DICOM series (never raises for one bad file); see :func:`medden.io.dicom.scan`."""
-    from medden.io.dicom import scan as _scan
-
-    return _scan(folder, recursive=recursive)
+    return dicom.scan(folder, recursive=recursive)
 
 
 __all__ = [
@@ -208,6 +198,7 @@ __all__ = [
     "NonImageObjectError",
     "OutputError",
     "PixelDataError",
+    "ReaderCrashError",
     "SeriesSelectionError",
     "UnsupportedFormatError",
     "UnsupportedTransferSyntaxError",

@@ -45,17 +45,21 @@ nothing from the header reaches the file system.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import re
+import unicodedata
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from medden.io.atomic import atomic_dir, is_temporary
 from medden.io.base import Loaded, report_clipped, to_stored
 from medden.io.errors import (
     CorruptFileError,
@@ -74,6 +78,9 @@ from medden.io.errors import (
     UnsupportedTransferSyntaxError,
     one_line,
 )
+from medden.io.images import image_format
+from medden.io.nifti import is_nifti, write_nifti
+from medden.version import __version__
 
 logger = logging.getLogger("medden.io")
 
@@ -92,7 +99,54 @@ LOSSY_METHODS = {
     "1.2.840.10008.1.2.4.91": "ISO_15444_1",
     "1.2.840.10008.1.2.4.93": "ISO_15444_1",
 }
+#: SOP classes that are images though their name does not say "Image Storage"
+_IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume Storage"}
+#: attributes of the Image Pixel module: a header holding one of them describes an image
+_IMAGE_MODULE = (
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+)
+#: defined terms of Modality (PS3.3 C.7.3.1.1.1, current and retired); any other value is reported as
+#: "OT", so free text typed into the field (a name, an ID) is never echoed
+MODALITIES = frozenset(
+    """AR AS ASMT AU BDUS BI BMD CD CF CFM CP CR CS CT CTPROTOCOL DD DF DG DM DMS DOC DS DX EC ECG EEG EMG
+    EOG EPS ES FA FID FS GM HC HD IO IOL IVOCT IVUS KER KO LEN LP LS M3D MA MG MR MS NM OAM OCT OP OPM OPR
+    OPT OPTBSV OPTENF OPV OSS OT PLAN POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE RTINTENT RTPLAN RTRAD
+    RTRECORD RTSEGANN RTSTRUCT RWV SEG SM SMR SR SRF ST STAIN TEXTUREMAP TG US VA VF XA XAPROTOCOL
+    XC""".split()
+)
+#: defined terms of PhotometricInterpretation (PS3.3 C.7.6.3.1.2, current and retired)
+PHOTOMETRIC_INTERPRETATIONS = frozenset(
+    {
+        "MONOCHROME1",
+        "MONOCHROME2",
+        "PALETTE COLOR",
+        "RGB",
+        "YBR_FULL",
+        "YBR_FULL_422",
+        "YBR_PARTIAL_422",
+        "YBR_PARTIAL_420",
+        "YBR_ICT",
+        "YBR_RCT",
+        "XYB",
+        "HSV",
+        "ARGB",
+        "CMYK",
+    }
+)
+#: what a header value must look like to be quoted in an error message (a short number or list of
+#: numbers); anything else may be patient data typed into the wrong field and is "(not shown)"
+_SHOWN_VALUE = re.compile(r"^[0-9.,:;+\-eE\\ ]{1,32}$")
+_UID_FORM = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _POSITION_TOL = 0.01  # mm: two slices closer than this along the normal share a position
 _ORIENTATION_TOL = 1e-3
 _MEDDEN_IMPLEMENTATION = "MEDDEN_0.1"
@@ -171,6 +225,12 @@ class DicomSeries:
         split: why this is only part of its SeriesInstanceUID (e.g. ``"echo 2"``), else None.
         warnings: geometry warnings (uneven spacing, missing slice, no positions...).
         transfer_syntaxes: the transfer syntax UIDs of its files.
+        missing_files: files of the same SeriesInstanceUID that could not be read (truncated,
+            undecodable header...), so the volume lacks them; every part of a split series lists them.
+
+    Header values are validated before they are kept: ``modality`` is a defined term (``"OT"`` for
+    anything else, ``""`` when absent), ``photometric`` a defined term, ``description`` has no control
+    characters and at most 64 characters.
     """
 
     uid: str
@@ -191,6 +251,7 @@ class DicomSeries:
     split: str | None = None
     warnings: tuple[str, ...] = ()
     transfer_syntaxes: tuple[str, ...] = ()
+    missing_files: tuple[SkippedFile, ...] = ()
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -224,7 +285,11 @@ class DicomSeries:
         return int(spatial[3]) if len(spatial) > 3 else 1
 
     def summary(self, root: Path | None = None) -> dict[str, Any]:
-        """A JSON-ready description without patient data (no name, ID, birth date or UID)."""
+        """A JSON-ready description without patient data (no name, ID, birth date or UID).
+
+        ``missing_files`` counts the files of the series that could not be read, and ``missing`` lists
+        them (path relative to ``root``, error class, reason).
+        """
         return {
             "id": self.id,
             "modality": self.modality,
@@ -241,7 +306,13 @@ class DicomSeries:
             "photometric": self.photometric,
             "folder": _relative(self.folder, root),
             "warnings": list(self.warnings),
+            "missing_files": len(self.missing_files),
+            "missing": [m.to_dict(root) for m in self.missing_files],
         }
+
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        """The same as :meth:`summary`."""
+        return self.summary(root)
 
 
 @dataclass
@@ -287,6 +358,23 @@ class WriteResult:
 # helpers
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet(fn: _F) -> _F:
+    """Run ``fn`` with Python warnings ignored: pydicom warns about invalid values while it converts
+    them lazily, quoting the raw value (possibly patient data typed into the wrong field) on stderr;
+    every problem medden acts on is raised or logged as its own one-line message instead."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _relative(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
@@ -298,14 +386,76 @@ def _relative(path: Path, root: Path | None) -> str:
 
 
 def _uid_name(uid: str) -> str:
+    """The registered name of ``uid`` (e.g. ``"MR Image Storage"``), the UID itself when it is a valid
+    but unknown UID, or ``"(invalid UID)"``: a value that is not a UID is never echoed."""
     from pydicom.uid import UID
 
-    return UID(uid).name if uid else ""
+    uid = str(uid or "").strip().rstrip("\x00")
+    if not uid:
+        return ""
+    if len(uid) > 64 or not _UID_FORM.match(uid):
+        return "(invalid UID)"
+    return UID(uid).name
+
+
+def modality_term(value: Any) -> str:
+    """A Modality value as medden reports it: the defined term (upper case), ``"OT"`` for any other
+    value, ``""`` when absent (see :data:`MODALITIES`)."""
+    text = str(value or "").strip().upper()
+    if not text:
+        return ""
+    return text if text in MODALITIES else "OT"
+
+
+def clean_text(value: Any, max_len: int = 64) -> str:
+    """A free-text header value (SeriesDescription) without control or format characters, whitespace
+    runs collapsed, at most ``max_len`` characters."""
+    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in str(value or ""))
+    return " ".join(text.split())[:max_len].rstrip()
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a header value for an error message when it is a short number-like string, else
+    ``"(not shown)"``: a value in the wrong field may be patient data."""
+    text = str(value)
+    return repr(text) if _SHOWN_VALUE.match(text) else "(not shown)"
+
+
+def _known_names() -> frozenset[str]:
+    """DICOM keywords and element names (``PixelData``, ``Photometric Interpretation``)."""
+    global _KNOWN_NAMES
+    if _KNOWN_NAMES is None:
+        from pydicom.datadict import DicomDictionary
+
+        _KNOWN_NAMES = frozenset(
+            name for entry in DicomDictionary.values() for name in (entry[2], entry[4]) if name
+        )
+    return _KNOWN_NAMES
+
+
+_KNOWN_NAMES: frozenset[str] | None = None
+
+
+def _scrub(text: Any) -> str:
+    """A library's error message with every quoted value that may come from the header replaced by
+    ``(not shown)``; numbers, UIDs, DICOM keywords and defined terms stay."""
+
+    def keep(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        if (
+            _SHOWN_VALUE.match(inner)
+            or (_UID_FORM.match(inner) and len(inner) <= 64)
+            or inner in _known_names()
+            or inner in PHOTOMETRIC_INTERPRETATIONS
+            or inner in MODALITIES
+        ):
+            return match.group(0)
+        return "(not shown)"
+
+    return _QUOTED.sub(keep, one_line(text))
 
 
 def _is_temporary(path: Path) -> bool:
-    from medden.io.atomic import is_temporary
-
     return any(is_temporary(part) for part in path.parts)
 
 
@@ -351,7 +501,7 @@ def _dcmread(path: Path, header_only: bool) -> Any:
                 path, "cannot parse DICOM: an element declares an impossible length"
             ) from None
         except Exception as exc:  # EOFError, OSError, struct.error, ValueError, KeyError, ...
-            raise CorruptFileError(path, f"cannot parse DICOM: {type(exc).__name__}: {exc}") from None
+            raise CorruptFileError(path, f"cannot parse DICOM: {type(exc).__name__}: {_scrub(exc)}") from None
 
 
 def _get(
@@ -374,7 +524,7 @@ def _get(
             warnings.simplefilter("ignore")
             value = ds.get(keyword)
     except Exception as exc:
-        raise InvalidHeaderError(path, f"invalid {keyword}: {exc}") from None
+        raise InvalidHeaderError(path, f"invalid {keyword}: {type(exc).__name__}: {_scrub(exc)}") from None
     if value is None or value == "" or (isinstance(value, (list, MultiValue)) and len(value) == 0):
         if required:
             raise InvalidHeaderError(path, f"missing required attribute {keyword}")
@@ -384,7 +534,7 @@ def _get(
             return [cast(v) for v in value]
         return cast(value)
     except (TypeError, ValueError):
-        raise InvalidHeaderError(path, f"invalid {keyword} value {str(value)!r} (not a number)") from None
+        raise InvalidHeaderError(path, f"invalid {keyword} value {_shown(value)} (not a number)") from None
 
 
 def _first(value: Any) -> Any:
@@ -433,6 +583,34 @@ class _Frame:
     info: dict[str, Any]
 
 
+def _is_image_class(sop_class: str) -> bool:
+    """True for a SOP class that holds an image (CT/MR/... Image Storage, Enhanced US Volume)."""
+    return sop_class in _IMAGE_SOP_CLASSES or "Image Storage" in _uid_name(sop_class)
+
+
+def _without_pixels(ds: Any, path: Path, sop_class: str, sop_name: str) -> MeddenIOError:
+    """The error for a file without pixel data. Only a SOP class that is known not to be an image
+    (SR, RTSTRUCT, presentation state, a private non-image class...) makes it a
+    :class:`NonImageObjectError` (skipped); an image class or image attributes mean the file was cut
+    short, and a missing or garbled SOP class a broken header: both fail, so a slice is never dropped
+    from its series without a word."""
+    from pydicom.uid import UID
+
+    if _is_image_class(sop_class) or any(k in ds for k in _IMAGE_MODULE):
+        return PixelDataError(
+            path, f"{sop_name} without pixel data: the file is truncated or its header broken"
+        )
+    if not sop_class.strip():
+        return InvalidHeaderError(path, "no SOPClassUID and no pixel data (truncated or broken header)")
+    if sop_name == "(invalid UID)":
+        return InvalidHeaderError(path, "SOPClassUID is not a UID and there is no pixel data (broken header)")
+    known = UID(sop_class.strip()).type == "SOP Class"
+    return NonImageObjectError(
+        path,
+        f"non-image object without pixel data ({sop_name if known else f'private SOP class {sop_name}'})",
+    )
+
+
 def _check_image(ds: Any, path: Path) -> dict[str, Any]:
     """Validate an image header; return the file-level facts, or raise the typed error."""
     from pydicom.uid import UID
@@ -443,14 +621,32 @@ def _check_image(ds: Any, path: Path) -> dict[str, Any]:
         raise MissingTransferSyntaxError(path, "file meta has no (0002,0010) Transfer Syntax UID")
     ts = UID(str(ts))
     sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
-    sop_name = _uid_name(sop_class) if sop_class else (str(ds.get("Modality", "")) or "unknown object")
+    modality = modality_term(ds.get("Modality", ""))
+    sop_name = _uid_name(sop_class) if sop_class else (modality or "unknown object")
     if sop_class == "1.2.840.10008.1.3.10":
         raise NonImageObjectError(path, "DICOMDIR index (ignored)")
     pixel_tag = next((t for t in _PIXEL_TAGS if t in ds), None)
     if pixel_tag is None:
-        if "Rows" in ds and "Columns" in ds:  # an image header whose pixels are missing: cut short
-            raise PixelDataError(path, f"{sop_name} header without pixel data (truncated file?)")
-        raise NonImageObjectError(path, f"non-image object without pixel data ({sop_name})")
+        raise _without_pixels(ds, path, sop_class, sop_name)
+    layout = _pixel_layout(ds, path)
+    _check_supported(path, ts, sop_class, sop_name, pixel_tag, layout["bits_allocated"])
+    _check_pixel_length(ds, path, ts, layout)
+    return {
+        "ts": str(ts),
+        "sop_class": sop_class,
+        "sop_uid": str(ds.get("SOPInstanceUID", "") or ""),
+        "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
+        "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
+        "for_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "modality": modality,
+        "series_number": _first(_get(ds, "SeriesNumber", path, int, strict=False)),
+        "description": clean_text(ds.get("SeriesDescription", "")),
+        **layout,
+    }
+
+
+def _pixel_layout(ds: Any, path: Path) -> dict[str, Any]:
+    """The Image Pixel module's values (rows, columns, bits, samples, frames, photometric), checked."""
     rows = _first(_get(ds, "Rows", path, int, required=True))
     columns = _first(_get(ds, "Columns", path, int, required=True))
     bits_allocated = _first(_get(ds, "BitsAllocated", path, int, required=True))
@@ -461,11 +657,31 @@ def _check_image(ds: Any, path: Path) -> dict[str, Any]:
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip()
     if not photometric:
         raise InvalidHeaderError(path, "missing required attribute PhotometricInterpretation")
+    if photometric not in PHOTOMETRIC_INTERPRETATIONS:
+        raise InvalidHeaderError(
+            path, "unsupported PhotometricInterpretation (not a defined term; value not shown)"
+        )
     for name, value in (("Rows", rows), ("Columns", columns), ("NumberOfFrames", frames)):
         if value < 1:
             raise InvalidHeaderError(path, f"invalid {name} value {value}")
     if bits_allocated not in (1, 8, 16, 32) or not 1 <= bits_stored <= bits_allocated:
         raise InvalidHeaderError(path, f"invalid BitsAllocated/BitsStored {bits_allocated}/{bits_stored}")
+    return {
+        "rows": rows,
+        "columns": columns,
+        "bits_allocated": bits_allocated,
+        "bits_stored": bits_stored,
+        "representation": representation,
+        "samples": samples,
+        "frames": frames,
+        "photometric": photometric,
+    }
+
+
+def _check_supported(
+    path: Path, ts: Any, sop_class: str, sop_name: str, pixel_tag: int, bits_allocated: int
+) -> None:
+    """Raise the typed error when the object is not an image medden can decode."""
     if sop_class in NON_IMAGE_SOP_CLASSES:
         raise NonImageObjectError(path, f"non-image object: {NON_IMAGE_SOP_CLASSES[sop_class]} ({sop_name})")
     if pixel_tag != 0x7FE00010:
@@ -473,7 +689,7 @@ def _check_image(ds: Any, path: Path) -> dict[str, Any]:
     if bits_allocated == 1:
         raise UnsupportedFormatError(path, "1-bit pixel data (bitmaps) are not images to denoise")
     if not ts.is_transfer_syntax:
-        raise UnsupportedTransferSyntaxError(path, f"unknown transfer syntax {ts}")
+        raise UnsupportedTransferSyntaxError(path, f"unknown transfer syntax {_uid_name(ts)}")
     if ts.is_compressed:
         from pydicom.pixels import get_decoder
 
@@ -487,40 +703,29 @@ def _check_image(ds: Any, path: Path) -> dict[str, Any]:
             raise UnsupportedTransferSyntaxError(
                 path, f"unsupported compression {ts.name} ({ts}): no decoder plugin installed"
             )
+
+
+def _check_pixel_length(ds: Any, path: Path, ts: Any, layout: dict[str, Any]) -> None:
+    """Raise :class:`PixelDataError` when the pixel data are shorter than declared or truncated."""
     elem = ds.get_item(0x7FE00010, keep_deferred=True)
     length = getattr(elem, "length", None)
     tell = getattr(elem, "value_tell", None)
-    if length is not None and length != 0xFFFFFFFF:
-        if not ts.is_encapsulated:
-            per_pixel = 2 if photometric == "YBR_FULL_422" else samples  # 4:2:2 stores 2 samples/pixel
-            expected = rows * columns * per_pixel * frames * bits_allocated // 8
-            if length < expected:
-                raise PixelDataError(path, f"pixel data shorter than declared ({length} of {expected} bytes)")
-        deflated = ts == "1.2.840.10008.1.2.1.99"  # offsets are in the inflated stream
-        if tell is not None and not deflated and tell + length > path.stat().st_size:
-            have = path.stat().st_size - tell
-            raise PixelDataError(
-                path, f"file truncated: pixel data declare {length} bytes but only {max(have, 0)} remain"
-            )
-    return {
-        "ts": str(ts),
-        "sop_class": sop_class,
-        "sop_uid": str(ds.get("SOPInstanceUID", "") or ""),
-        "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
-        "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
-        "for_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
-        "modality": str(ds.get("Modality", "") or ""),
-        "series_number": _first(_get(ds, "SeriesNumber", path, int, strict=False)),
-        "description": str(ds.get("SeriesDescription", "") or ""),
-        "rows": rows,
-        "columns": columns,
-        "bits_allocated": bits_allocated,
-        "bits_stored": bits_stored,
-        "representation": representation,
-        "samples": samples,
-        "frames": frames,
-        "photometric": photometric,
-    }
+    if length is None or length == 0xFFFFFFFF:
+        return
+    if not ts.is_encapsulated:
+        # 4:2:2 stores 2 samples per pixel
+        per_pixel = 2 if layout["photometric"] == "YBR_FULL_422" else layout["samples"]
+        expected = (
+            layout["rows"] * layout["columns"] * per_pixel * layout["frames"] * layout["bits_allocated"] // 8
+        )
+        if length < expected:
+            raise PixelDataError(path, f"pixel data shorter than declared ({length} of {expected} bytes)")
+    deflated = ts == "1.2.840.10008.1.2.1.99"  # offsets are in the inflated stream
+    if tell is not None and not deflated and tell + length > path.stat().st_size:
+        have = path.stat().st_size - tell
+        raise PixelDataError(
+            path, f"file truncated: pixel data declare {length} bytes but only {max(have, 0)} remain"
+        )
 
 
 def _frames_of(ds: Any, path: Path, info: dict[str, Any]) -> list[_Frame]:
@@ -541,39 +746,15 @@ def _frames_of(ds: Any, path: Path, info: dict[str, Any]) -> list[_Frame]:
     for f in range(nframes):
         iop, ipp, spacing, thick = top_iop, top_ipp, top_spacing, top_thick
         f_temporal = temporal
-        if enhanced:
-            item = _fg_item(ds, f, "PlaneOrientationSequence")
-            if item is not None:
-                iop = _get(item, "ImageOrientationPatient", path)
-            item = _fg_item(ds, f, "PlanePositionSequence")
-            if item is not None:
-                ipp = _get(item, "ImagePositionPatient", path)
-            item = _fg_item(ds, f, "PixelMeasuresSequence")
-            if item is not None:
-                spacing = _get(item, "PixelSpacing", path) or spacing
-                thick = _first(_get(item, "SliceThickness", path, strict=False)) or thick
-                between = _first(_get(item, "SpacingBetweenSlices", path, strict=False)) or between
-            item = _fg_item(ds, f, "FrameContentSequence")
-            if item is not None:
-                f_temporal = _first(_get(item, "TemporalPositionIndex", path, int, strict=False))
-        for name, value, count in (
-            ("ImageOrientationPatient", iop, 6),
-            ("ImagePositionPatient", ipp, 3),
-            ("PixelSpacing", spacing, 2),
-        ):
-            if value is not None and (not isinstance(value, list) or len(value) != count):
-                n = len(value) if isinstance(value, list) else 1
-                raise InvalidHeaderError(path, f"{name} has {n} value(s), not {count}")
+        if enhanced:  # a frame's functional groups override; its slice spacing carries to the next frames
+            iop, ipp, spacing, thick, between, f_temporal = _functional_geometry(
+                ds, f, path, (iop, ipp, spacing, thick, between, f_temporal)
+            )
+        _check_value_counts(path, iop, ipp, spacing)
         iop_arr = np.asarray(iop, dtype=np.float64) if iop is not None else None
         ipp_arr = np.asarray(ipp, dtype=np.float64) if ipp is not None else None
         if not enhanced and nframes > 1 and ipp_arr is not None and iop_arr is not None:
-            normal = np.cross(iop_arr[:3], iop_arr[3:])
-            if grid is not None and len(grid) == nframes:
-                ipp_arr = ipp_arr + float(grid[f]) * normal
-            elif between or thick:
-                ipp_arr = ipp_arr + f * float(between or thick) * normal
-            else:
-                ipp_arr = None
+            ipp_arr = _multiframe_position(ipp_arr, iop_arr, f, nframes, grid, between or thick)
         key = (
             info["series_uid"] or f"no-series-uid:{path.parent}",
             str(path) if nframes > 1 else "",
@@ -605,6 +786,53 @@ def _frames_of(ds: Any, path: Path, info: dict[str, Any]) -> list[_Frame]:
     return out
 
 
+def _functional_geometry(ds: Any, frame: int, path: Path, defaults: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``(iop, ipp, spacing, thickness, between, temporal)`` of one frame of an enhanced (multi-frame)
+    object, from its functional groups; ``defaults`` (the same six) where a group is absent."""
+    iop, ipp, spacing, thick, between, temporal = defaults
+    item = _fg_item(ds, frame, "PlaneOrientationSequence")
+    if item is not None:
+        iop = _get(item, "ImageOrientationPatient", path)
+    item = _fg_item(ds, frame, "PlanePositionSequence")
+    if item is not None:
+        ipp = _get(item, "ImagePositionPatient", path)
+    item = _fg_item(ds, frame, "PixelMeasuresSequence")
+    if item is not None:
+        spacing = _get(item, "PixelSpacing", path) or spacing
+        thick = _first(_get(item, "SliceThickness", path, strict=False)) or thick
+        between = _first(_get(item, "SpacingBetweenSlices", path, strict=False)) or between
+    item = _fg_item(ds, frame, "FrameContentSequence")
+    if item is not None:
+        temporal = _first(_get(item, "TemporalPositionIndex", path, int, strict=False))
+    return iop, ipp, spacing, thick, between, temporal
+
+
+def _check_value_counts(path: Path, iop: Any, ipp: Any, spacing: Any) -> None:
+    """Raise :class:`InvalidHeaderError` for an orientation, position or spacing of the wrong length."""
+    for name, value, count in (
+        ("ImageOrientationPatient", iop, 6),
+        ("ImagePositionPatient", ipp, 3),
+        ("PixelSpacing", spacing, 2),
+    ):
+        if value is not None and (not isinstance(value, list) or len(value) != count):
+            n = len(value) if isinstance(value, list) else 1
+            raise InvalidHeaderError(path, f"{name} has {n} value(s), not {count}")
+
+
+def _multiframe_position(
+    ipp: np.ndarray, iop: np.ndarray, frame: int, nframes: int, grid: Any, step: float | None
+) -> np.ndarray | None:
+    """The position of ``frame`` of a classic multi-frame file: the first frame's position moved along
+    the normal by GridFrameOffsetVector, else by the slice spacing; None when neither is known."""
+    normal = np.cross(iop[:3], iop[3:])
+    if grid is not None and len(grid) == nframes:
+        return ipp + float(grid[frame]) * normal
+    if step:
+        return ipp + frame * float(step) * normal
+    return None
+
+
+@_quiet
 def inspect_file(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     """Read a DICOM file's header (pixel data deferred) and check it is a usable image.
 
@@ -625,7 +853,7 @@ def inspect_file(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     except MeddenIOError:
         raise
     except Exception as exc:  # pydicom converts values lazily: a broken value can surface here
-        raise InvalidHeaderError(path, f"{type(exc).__name__}: {exc}") from None
+        raise InvalidHeaderError(path, f"{type(exc).__name__}: {_scrub(exc)}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -666,6 +894,7 @@ def scan(folder: str | os.PathLike[str], recursive: bool = True) -> ScanResult:
     return scan_files(_iter_files(root, recursive), root=root)
 
 
+@_quiet
 def scan_files(
     paths: Iterable[str | os.PathLike[str]],
     root: str | os.PathLike[str] | None = None,
@@ -676,9 +905,6 @@ def scan_files(
     Files repeating a SOPInstanceUID already seen are skipped as duplicates; ``prefer`` is the file
     kept when it has duplicates (by default the first path in sorted order).
     """
-    from medden.io.images import image_format
-    from medden.io.nifti import is_nifti
-
     paths = [Path(p) for p in paths]
     result = ScanResult(root=Path(root) if root is not None else (paths[0].parent if paths else Path(".")))
     if prefer is not None:
@@ -686,8 +912,21 @@ def scan_files(
         paths = sorted(
             paths, key=lambda p: p.name != prefer.name or p.parent.resolve() != prefer.parent.resolve()
         )
+    frames, broken = _inspect_files(paths, result)
+    result.series = _build_groups(_group_frames(frames), broken, result)
+    result.skipped.sort(key=lambda s: str(s.path))
+    return result
+
+
+def _inspect_files(
+    paths: list[Path], result: ScanResult
+) -> tuple[list[_Frame], dict[str, list[SkippedFile]]]:
+    """The frames of every usable DICOM file; other readable files go to ``result.others`` and the
+    unusable ones to ``result.skipped``, and those of a known SeriesInstanceUID to the returned map
+    (series UID -> skipped files), so their series can say it is incomplete."""
     frames: list[_Frame] = []
     seen: dict[str, Path] = {}
+    broken: dict[str, list[SkippedFile]] = {}
     for path in paths:
         if path.name.upper() == "DICOMDIR":
             result.skipped.append(SkippedFile(path, "DICOMDIR index (ignored)", "NonImageObjectError"))
@@ -706,8 +945,20 @@ def scan_files(
         except MeddenIOError as exc:
             result.skipped.append(SkippedFile(path, exc.reason, type(exc).__name__, exc))
         except Exception as exc:  # never let one file stop a scan
-            err = CorruptFileError(path, f"unexpected {type(exc).__name__}: {exc}")
+            err = CorruptFileError(path, f"unexpected {type(exc).__name__}: {_scrub(exc)}")
             result.skipped.append(SkippedFile(path, err.reason, "CorruptFileError", err))
+        else:
+            continue
+        if result.skipped[-1].error not in ("DuplicateInstanceError", "NonImageObjectError"):
+            uid = _series_uid_of(path)
+            if uid:
+                broken.setdefault(uid, []).append(result.skipped[-1])
+    return frames, broken
+
+
+def _group_frames(frames: list[_Frame]) -> dict[tuple[Any, ...], list[list[_Frame]]]:
+    """Frames by grouping key, each group split into clusters of one geometry (and of one file where
+    nothing orders the files)."""
     groups: dict[tuple[Any, ...], list[list[_Frame]]] = {}
     for fr in frames:
         clusters = groups.setdefault(fr.key, [])
@@ -719,12 +970,22 @@ def scan_files(
             clusters.append([fr])
     for clusters in groups.values():
         clusters[:] = [part for cluster in clusters for part in _split_unordered(cluster)]
+    return groups
+
+
+def _build_groups(
+    groups: dict[tuple[Any, ...], list[list[_Frame]]],
+    broken: dict[str, list[SkippedFile]],
+    result: ScanResult,
+) -> list[DicomSeries]:
+    """One :class:`DicomSeries` per cluster, sorted by series number, description, UID and split; the
+    files of a cluster that cannot form a series go to ``result.skipped``."""
     built: list[DicomSeries] = []
     for key, clusters in groups.items():
         for i, cluster in enumerate(clusters):
             split = _split_label(key, cluster, i, len(clusters), groups)
             try:
-                built.append(_build_series(cluster, split))
+                built.append(_with_missing(_build_series(cluster, split), broken.get(key[0], [])))
             except MeddenIOError as exc:
                 for p in dict.fromkeys(f.path for f in cluster):
                     result.skipped.append(SkippedFile(p, exc.reason, type(exc).__name__, exc))
@@ -736,9 +997,38 @@ def scan_files(
             s.split or "",
         )
     )
-    result.series = built
-    result.skipped.sort(key=lambda s: str(s.path))
-    return result
+    return built
+
+
+def _series_uid_of(path: Path) -> str:
+    """The SeriesInstanceUID of a file that could not be used, read as far as its header goes ("" when
+    it has none): a truncated slice still says which series it belonged to."""
+    from pydicom.filereader import read_partial
+
+    def past_series_uid(tag: Any, vr: Any, length: int) -> bool:
+        return int(tag) > 0x0020000E
+
+    try:
+        with warnings.catch_warnings(), open(path, "rb") as fh:
+            warnings.simplefilter("ignore")
+            ds = read_partial(fh, stop_when=past_series_uid, defer_size=256, force=True)
+            uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    except Exception:
+        return ""
+    return uid if _UID_FORM.match(uid) else ""
+
+
+def _with_missing(series: DicomSeries, missing: list[SkippedFile]) -> DicomSeries:
+    """``series`` with the unreadable files of its SeriesInstanceUID recorded and a warning."""
+    if not missing:
+        return series
+    kinds = ", ".join(sorted({m.error for m in missing}))
+    series.missing_files = tuple(missing)
+    series.warnings = (
+        *series.warnings,
+        f"missing file(s): {len(missing)} file(s) of this series could not be read ({kinds})",
+    )
+    return series
 
 
 def _split_unordered(cluster: list[_Frame]) -> list[list[_Frame]]:
@@ -809,104 +1099,14 @@ def _build_series(frames: list[_Frame], split: str | None) -> DicomSeries:
     first = frames[0]
     info = first.info
     notes: list[str] = []
-    if first.iop is not None:
-        try:
-            row, col, normal = _normal_of(first.iop)
-        except ValueError:
-            raise GeometryError(first.path, "invalid ImageOrientationPatient (zero vector)") from None
-        if abs(float(np.dot(row, col))) > 1e-3:
-            notes.append("row and column directions are not orthogonal")
+    row, col, normal, (dr, dc) = _in_plane_geometry(first, notes)
+    if all(f.ipp is not None for f in frames):
+        stack = _stack_by_position(frames, normal, notes)
     else:
-        row, col, normal = np.eye(3)
-        notes.append("no ImageOrientationPatient: identity orientation assumed")
-    if first.spacing is not None:
-        dr, dc = first.spacing  # PixelSpacing = (between rows, between columns)
-    else:
-        dr = dc = 1.0
-        notes.append("no PixelSpacing: 1 mm assumed")
-
-    def order_key(f: _Frame) -> tuple[Any, ...]:
-        return (
-            f.temporal if f.temporal is not None else 0,
-            f.acquisition if f.acquisition is not None else 0,
-            f.instance if f.instance is not None else 0,
-            str(f.path),
-            f.frame,
-        )
-
-    nominal = first.between or first.thickness
-    have_positions = all(f.ipp is not None for f in frames)
-    if have_positions:
-        proj = np.array([float(np.dot(f.ipp, normal)) for f in frames])
-        order = sorted(range(len(frames)), key=lambda i: (proj[i], order_key(frames[i])))
-        positions: list[list[int]] = []
-        for i in order:
-            if positions and abs(proj[i] - proj[positions[-1][0]]) <= _POSITION_TOL:
-                positions[-1].append(i)
-            else:
-                positions.append([i])
-        counts = {len(p) for p in positions}
-        if len(counts) > 1:
-            raise GeometryError(
-                first.path.parent,
-                f"series {info['series_number']}: slice positions repeat unevenly "
-                f"({min(counts)} to {max(counts)} frames per position); cannot form one volume",
-            )
-        n_t = counts.pop()
-        for p in positions:
-            p.sort(key=lambda i: order_key(frames[i]))
-        nz = len(positions)
-        unique = np.array([proj[p[0]] for p in positions])
-        first_pos = frames[positions[0][0]].ipp
-        if nz > 1:
-            diffs = np.diff(unique)
-            spacing_z = float(np.median(diffs))
-            ratio = diffs / spacing_z
-            gaps = (np.rint(ratio) >= 2) & (np.abs(ratio - np.rint(ratio)) < 0.25)
-            if gaps.any():
-                missing = int(np.sum(np.rint(ratio[gaps]) - 1))
-                where = ", ".join(f"after slice {int(k)}" for k in np.flatnonzero(gaps)[:3])
-                notes.append(
-                    f"missing slice(s): about {missing} missing ({where}; spacing {spacing_z:.4g} mm)"
-                )
-            regular = diffs[~gaps]
-            if regular.size and float(np.max(np.abs(regular - spacing_z))) > max(0.01 * spacing_z, 1e-3):
-                notes.append(
-                    f"uneven slice spacing: {float(regular.min()):.4g} to {float(regular.max()):.4g} mm "
-                    f"(median {spacing_z:.4g} mm used)"
-                )
-            last_pos = frames[positions[-1][0]].ipp
-            path_vec = last_pos - first_pos
-            extent = float(unique[-1] - unique[0])
-            step = path_vec * (spacing_z / extent)
-            along = float(np.dot(path_vec / np.linalg.norm(path_vec), normal))
-            if along < 0.9999:
-                tilt = float(np.degrees(np.arccos(min(along, 1.0))))
-                notes.append(f"slices are not stacked along the normal (tilt {tilt:.2f}°)")
-        else:
-            spacing_z = float(nominal or 1.0)
-            step = normal * spacing_z
-        slices_idx = [positions[k][t] for t in range(n_t) for k in range(nz)]
-    else:
-        order = sorted(range(len(frames)), key=lambda i: order_key(frames[i]))
-        slices_idx = order
-        nz, n_t = len(order), 1
-        spacing_z = float(nominal or 1.0)
-        step = normal * spacing_z
-        first_pos = frames[order[0]].ipp if frames[order[0]].ipp is not None else np.zeros(3)
-        if len(frames) > 1:
-            notes.append("no ImagePositionPatient: slices ordered by InstanceNumber, spacing from the header")
+        stack = _stack_by_number(frames, normal, notes)
     rows, cols = info["rows"], info["columns"]
-    lps = np.eye(4)
-    lps[:3, 0] = row * dc
-    lps[:3, 1] = col * dr
-    lps[:3, 2] = step
-    lps[:3, 3] = first_pos
-    # medden/dcm2niix convention: j runs from the last row to the first
-    lps[:3, 3] = lps[:3, 3] + (rows - 1) * lps[:3, 1]
-    lps[:3, 1] = -lps[:3, 1]
-    affine = LPS_TO_RAS @ lps
-    shape: tuple[int, ...] = (cols, rows, nz) + ((n_t,) if n_t > 1 else ())
+    affine = _series_affine(row * dc, col * dr, stack.step, stack.first_pos, rows)
+    shape: tuple[int, ...] = (cols, rows, stack.nz) + ((stack.n_t,) if stack.n_t > 1 else ())
     photometric = info["photometric"]
     color = info["samples"] == 3 or photometric == "PALETTE COLOR"
     if color:
@@ -918,14 +1118,14 @@ def _build_series(frames: list[_Frame], split: str | None) -> DicomSeries:
             position=tuple(float(v) for v in frames[i].ipp) if frames[i].ipp is not None else None,
             instance_number=frames[i].instance,
         )
-        for i in slices_idx
+        for i in stack.order
     )
-    series = DicomSeries(
+    return DicomSeries(
         uid=info["series_uid"],
         slices=slices,
         shape=shape,
         affine=affine,
-        spacing=(float(dc), float(dr), float(spacing_z)),
+        spacing=(float(dc), float(dr), float(stack.spacing_z)),
         modality=info["modality"],
         series_number=info["series_number"],
         description=info["description"],
@@ -940,7 +1140,140 @@ def _build_series(frames: list[_Frame], split: str | None) -> DicomSeries:
         warnings=tuple(notes),
         transfer_syntaxes=tuple(sorted({f.info["ts"] for f in frames})),
     )
-    return series
+
+
+class _Stack(NamedTuple):
+    """How the frames of a series stack into a volume."""
+
+    order: list[int]  # frame indices in volume order: slices of the first time point, then the next
+    nz: int
+    n_t: int
+    spacing_z: float
+    step: np.ndarray  # LPS vector from one slice to the next
+    first_pos: np.ndarray  # LPS position of the first slice
+
+
+def _in_plane_geometry(
+    first: _Frame, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+    """Row and column directions, the slice normal and PixelSpacing ``(between rows, between
+    columns)`` of a series' first frame, with a note for each assumed value."""
+    if first.iop is not None:
+        try:
+            row, col, normal = _normal_of(first.iop)
+        except ValueError:
+            raise GeometryError(first.path, "invalid ImageOrientationPatient (zero vector)") from None
+        if abs(float(np.dot(row, col))) > 1e-3:
+            notes.append("row and column directions are not orthogonal")
+    else:
+        row, col, normal = np.eye(3)
+        notes.append("no ImageOrientationPatient: identity orientation assumed")
+    if first.spacing is not None:
+        return row, col, normal, first.spacing
+    notes.append("no PixelSpacing: 1 mm assumed")
+    return row, col, normal, (1.0, 1.0)
+
+
+def _order_key(f: _Frame) -> tuple[Any, ...]:
+    """The order of frames at one position (or of frames without positions)."""
+    return (
+        f.temporal if f.temporal is not None else 0,
+        f.acquisition if f.acquisition is not None else 0,
+        f.instance if f.instance is not None else 0,
+        str(f.path),
+        f.frame,
+    )
+
+
+def _stack_by_position(frames: list[_Frame], normal: np.ndarray, notes: list[str]) -> _Stack:
+    """Stack frames by their position along the normal; frames sharing a position are time points."""
+    first = frames[0]
+    proj = np.array([float(np.dot(f.ipp, normal)) for f in frames])
+    order = sorted(range(len(frames)), key=lambda i: (proj[i], _order_key(frames[i])))
+    positions: list[list[int]] = []
+    for i in order:
+        if positions and abs(proj[i] - proj[positions[-1][0]]) <= _POSITION_TOL:
+            positions[-1].append(i)
+        else:
+            positions.append([i])
+    counts = {len(p) for p in positions}
+    if len(counts) > 1:
+        raise GeometryError(
+            first.path.parent,
+            f"series {first.info['series_number']}: slice positions repeat unevenly "
+            f"({min(counts)} to {max(counts)} frames per position); cannot form one volume",
+        )
+    n_t = counts.pop()
+    for p in positions:
+        p.sort(key=lambda i: _order_key(frames[i]))
+    nz = len(positions)
+    first_pos = frames[positions[0][0]].ipp
+    if nz > 1:
+        unique = np.array([proj[p[0]] for p in positions])
+        last_pos = frames[positions[-1][0]].ipp
+        spacing_z, step = _slice_step(unique, last_pos - first_pos, normal, notes)
+    else:
+        spacing_z = float(first.between or first.thickness or 1.0)
+        step = normal * spacing_z
+    stacked = [positions[k][t] for t in range(n_t) for k in range(nz)]
+    return _Stack(stacked, nz, n_t, spacing_z, step, first_pos)
+
+
+def _slice_step(
+    unique: np.ndarray, path_vec: np.ndarray, normal: np.ndarray, notes: list[str]
+) -> tuple[float, np.ndarray]:
+    """The slice spacing (median of the gaps between the sorted positions ``unique`` along the normal)
+    and the step vector from one slice to the next along ``path_vec`` (first to last slice), with a
+    note for missing slices, uneven spacing and a stack tilted from the normal."""
+    diffs = np.diff(unique)
+    spacing_z = float(np.median(diffs))
+    ratio = diffs / spacing_z
+    gaps = (np.rint(ratio) >= 2) & (np.abs(ratio - np.rint(ratio)) < 0.25)
+    if gaps.any():
+        missing = int(np.sum(np.rint(ratio[gaps]) - 1))
+        where = ", ".join(f"after slice {int(k)}" for k in np.flatnonzero(gaps)[:3])
+        notes.append(f"missing slice(s): about {missing} missing ({where}; spacing {spacing_z:.4g} mm)")
+    regular = diffs[~gaps]
+    if regular.size and float(np.max(np.abs(regular - spacing_z))) > max(0.01 * spacing_z, 1e-3):
+        notes.append(
+            f"uneven slice spacing: {float(regular.min()):.4g} to {float(regular.max()):.4g} mm "
+            f"(median {spacing_z:.4g} mm used)"
+        )
+    extent = float(unique[-1] - unique[0])
+    step = path_vec * (spacing_z / extent)
+    along = float(np.dot(path_vec / np.linalg.norm(path_vec), normal))
+    if along < 0.9999:
+        tilt = float(np.degrees(np.arccos(min(along, 1.0))))
+        notes.append(f"slices are not stacked along the normal (tilt {tilt:.2f}°)")
+    return spacing_z, step
+
+
+def _stack_by_number(frames: list[_Frame], normal: np.ndarray, notes: list[str]) -> _Stack:
+    """Stack frames without positions by InstanceNumber (and the rest of :func:`_order_key`), spaced
+    by the header's slice spacing or thickness."""
+    order = sorted(range(len(frames)), key=lambda i: _order_key(frames[i]))
+    first = frames[0]
+    spacing_z = float(first.between or first.thickness or 1.0)
+    first_pos = frames[order[0]].ipp if frames[order[0]].ipp is not None else np.zeros(3)
+    if len(frames) > 1:
+        notes.append("no ImagePositionPatient: slices ordered by InstanceNumber, spacing from the header")
+    return _Stack(order, len(order), 1, spacing_z, normal * spacing_z, first_pos)
+
+
+def _series_affine(
+    col_step: np.ndarray, row_step: np.ndarray, step: np.ndarray, first_pos: np.ndarray, rows: int
+) -> np.ndarray:
+    """The RAS affine of a series in medden's (dcm2niix's) convention: ``i`` along a row (``col_step``,
+    the LPS vector between columns), ``j`` from the last row to the first, ``k`` along ``step``."""
+    lps = np.eye(4)
+    lps[:3, 0] = col_step
+    lps[:3, 1] = row_step
+    lps[:3, 2] = step
+    lps[:3, 3] = first_pos
+    # medden/dcm2niix convention: j runs from the last row to the first
+    lps[:3, 3] = lps[:3, 3] + (rows - 1) * lps[:3, 1]
+    lps[:3, 1] = -lps[:3, 1]
+    return LPS_TO_RAS @ lps
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1011,10 +1344,12 @@ def _stored_range(ds: Any) -> tuple[int, int]:
 
 
 def _decode(ds: Any, path: Path) -> np.ndarray:
-    """All frames ``(frames, rows, cols[, 3])`` as stored (color converted to RGB), typed errors."""
-    from pydicom.uid import UID
+    """All frames ``(frames, rows, cols[, 3])`` as stored (color converted to RGB), typed errors.
 
-    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    Anything the decoder raises becomes a :class:`PixelDataError`, including a ``BaseException`` that
+    is not an interruption (a Rust decoder's panic surfaces as pyo3's ``PanicException``).
+    """
+    ts_name = _uid_name(str(ds.file_meta.get("TransferSyntaxUID", "")))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -1023,26 +1358,31 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
                 from pydicom.pixels import apply_color_lut
 
                 arr = apply_color_lut(arr, ds)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
     except MemoryError:
         raise PixelDataError(path, "pixel data declare an impossible size") from None
     except NotImplementedError as exc:
-        raise UnsupportedTransferSyntaxError(path, f"unsupported compression {ts.name}: {exc}") from None
+        raise UnsupportedTransferSyntaxError(
+            path, f"unsupported compression {ts_name}: {_scrub(exc)}"
+        ) from None
     except AttributeError as exc:
         if "Transfer Syntax" in str(exc):
             raise MissingTransferSyntaxError(
                 path, "file meta has no (0002,0010) Transfer Syntax UID"
             ) from None
-        raise InvalidHeaderError(path, f"cannot decode pixel data: {exc}") from None
-    except Exception as exc:
-        text = one_line(exc)
+        raise InvalidHeaderError(path, f"cannot decode pixel data: {_scrub(exc)}") from None
+    except BaseException as exc:  # also a decoder's panic (pyo3's PanicException is a BaseException)
+        text = _scrub(exc) or type(exc).__name__
         if "less than expected" in text or "shorter" in text:
             raise PixelDataError(path, f"pixel data shorter than declared: {text}") from None
-        raise PixelDataError(path, f"cannot decode {ts.name} pixel data: {text}") from None
+        raise PixelDataError(path, f"cannot decode {ts_name} pixel data: {text}") from None
     if int(ds.get("NumberOfFrames") or 1) == 1:
         arr = arr[None]
     return arr
 
 
+@_quiet
 def read_series(series: DicomSeries, dtype: Any = np.float32) -> np.ndarray:
     """The volume of ``series`` in medden's convention, in real units (rescaled, MONOCHROME1 inverted).
 
@@ -1066,7 +1406,7 @@ def read_series(series: DicomSeries, dtype: Any = np.float32) -> np.ndarray:
         except MeddenIOError:
             raise
         except Exception as exc:
-            raise InvalidHeaderError(path, f"{type(exc).__name__}: {exc}") from None
+            raise InvalidHeaderError(path, f"{type(exc).__name__}: {_scrub(exc)}") from None
         pixels = _decode(ds, path)
         monochrome1 = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
         lo, hi = _stored_range(ds)
@@ -1195,8 +1535,6 @@ def _write_instances(
     from pydicom import dcmwrite
     from pydicom.dataset import Dataset
 
-    from medden.io.atomic import atomic_dir
-
     written: list[Path] = []
     clipped = total = 0
     with atomic_dir(dst) as tmp:
@@ -1220,9 +1558,6 @@ def _write_instances(
 
 def _check_output_folder(dst: Path, sources: Sequence[Path]) -> None:
     """Refuse an output folder that is, contains or lies inside a folder of the source series."""
-    from medden.io.images import image_format
-    from medden.io.nifti import is_nifti
-
     if dst.suffix and (image_format(dst) or is_nifti(dst)):
         raise OutputError(dst, "a DICOM series is written to a folder (or give .nii/.nii.gz for NIfTI)")
     if dst.exists() and not dst.is_dir():
@@ -1245,17 +1580,46 @@ def _derive_header(
     series_number: int | None,
 ) -> Any:
     """The header of one derived instance, from the source header (pixel data removed)."""
-    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as DicomSequence
     from pydicom.uid import UID
 
-    from medden import __version__
-
     src_ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
-    src_class, src_uid = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+    # a damaged source may lack its UIDs (it was readable, so it is written): Secondary Capture when the
+    # class is unknown, and no SourceImageSequence without the instance it would reference
+    meta = getattr(ds, "file_meta", None)
+    src_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
+    src_uid = str(ds.get("SOPInstanceUID", "") or "")
+    if not _UID_FORM.match(src_class.strip()):
+        src_class = _SECONDARY_CAPTURE
+    ds.SOPClassUID = src_class
     for keyword in _DROP_ON_DERIVE:
         if keyword in ds:
             del ds[keyword]
+    _derive_color(ds)
+    if "ModalityLUTSequence" in ds:
+        raise OutputError(None, "sources with a Modality LUT Sequence cannot be re-encoded")
+    if src_ts in LOSSY_METHODS or str(ds.get("LossyImageCompression", "")) == "01":
+        ds.LossyImageCompression = "01"
+        if "LossyImageCompressionMethod" not in ds and src_ts in LOSSY_METHODS:
+            ds.LossyImageCompressionMethod = LOSSY_METHODS[src_ts]
+    nframes = int(ds.get("NumberOfFrames") or 1)
+    if "PerFrameFunctionalGroupsSequence" in ds and len(frames_kept) != nframes:
+        items = ds.PerFrameFunctionalGroupsSequence
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence([items[i] for i in frames_kept])
+    if "NumberOfFrames" in ds:
+        ds.NumberOfFrames = len(frames_kept)
+    ds.SOPInstanceUID = sop_uid
+    ds.SeriesInstanceUID = series_uid
+    _mark_derived(ds)
+    _describe_derivation(ds, description, processing)
+    _reference_source(ds, src_class, src_uid)
+    if series_number is not None:
+        ds.SeriesNumber = series_number
+    return ds
+
+
+def _derive_color(ds: Any) -> None:
+    """Palette colour becomes RGB (the palette is applied on reading) and YBR becomes RGB, interleaved."""
     photometric = str(ds.PhotometricInterpretation).strip()
     if photometric == "PALETTE COLOR":
         bits = (
@@ -1274,20 +1638,10 @@ def _derive_header(
     if photometric.startswith("YBR") or photometric == "RGB":
         ds.PhotometricInterpretation = "RGB"
         ds.PlanarConfiguration = 0
-    if "ModalityLUTSequence" in ds:
-        raise OutputError(None, "sources with a Modality LUT Sequence cannot be re-encoded")
-    if src_ts in LOSSY_METHODS or str(ds.get("LossyImageCompression", "")) == "01":
-        ds.LossyImageCompression = "01"
-        if "LossyImageCompressionMethod" not in ds and src_ts in LOSSY_METHODS:
-            ds.LossyImageCompressionMethod = LOSSY_METHODS[src_ts]
-    nframes = int(ds.get("NumberOfFrames") or 1)
-    if "PerFrameFunctionalGroupsSequence" in ds and len(frames_kept) != nframes:
-        items = ds.PerFrameFunctionalGroupsSequence
-        ds.PerFrameFunctionalGroupsSequence = DicomSequence([items[i] for i in frames_kept])
-    if "NumberOfFrames" in ds:
-        ds.NumberOfFrames = len(frames_kept)
-    ds.SOPInstanceUID = sop_uid
-    ds.SeriesInstanceUID = series_uid
+
+
+def _mark_derived(ds: Any) -> None:
+    """ImageType (and every FrameType of the functional groups) becomes ``DERIVED\\SECONDARY\\...``."""
     image_type = [str(v) for v in (ds.get("ImageType") or [])]
     ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
     for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
@@ -1298,20 +1652,30 @@ def _derive_header(
                         if "FrameType" in sub:
                             values = [str(v) for v in sub.FrameType]
                             sub.FrameType = ["DERIVED", "SECONDARY", *values[2:]]
+
+
+def _describe_derivation(ds: Any, description: str, processing: str) -> None:
+    """``description`` appended to SeriesDescription (64 characters at most) and DerivationDescription."""
     suffix = " ".join(description.replace("\\", "/").split()) or "medden"
     base = str(ds.get("SeriesDescription", "") or "").strip()
     room = 64 - len(suffix) - 1
     ds.SeriesDescription = (f"{base[:room].rstrip()} {suffix}" if base and room > 0 else suffix)[:64]
     ds.DerivationDescription = f"medden {__version__}: {processing or description}"[:1024]
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = src_class
-    ref.ReferencedSOPInstanceUID = src_uid
-    ds.SourceImageSequence = DicomSequence([ref])
-    if series_number is not None:
-        ds.SeriesNumber = series_number
-    return ds
 
 
+def _reference_source(ds: Any, src_class: str, src_uid: str) -> None:
+    """A SourceImageSequence naming the source instance, when its UID is a valid one."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    if _UID_FORM.match(src_uid.strip()) and len(src_uid) <= 64:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = src_class
+        ref.ReferencedSOPInstanceUID = src_uid
+        ds.SourceImageSequence = DicomSequence([ref])
+
+
+@_quiet
 def write_derived_series(
     source: DicomSeries | Loaded,
     volume: Any,
@@ -1339,33 +1703,14 @@ def write_derived_series(
     if not isinstance(series, DicomSeries):
         raise OutputError(dst, "a derived DICOM series needs a DICOM source series")
     dst = Path(dst)
-    if hasattr(volume, "detach"):
-        volume = volume.detach().cpu().numpy()
-    volume = np.asarray(volume)
-    if volume.shape != series.shape and volume.squeeze().shape == tuple(s for s in series.shape if s != 1):
-        volume = volume.reshape(series.shape)
-    if volume.shape != series.shape:
-        raise OutputError(dst, f"volume shape {volume.shape} differs from the source series {series.shape}")
+    volume = _series_shaped(volume, series, dst)
     _check_output_folder(dst, series.files)
     frames = _volume_frames(volume, series.shape, series.samples_per_pixel > 1)
     by_file: dict[Path, list[tuple[int, np.ndarray]]] = {}
     for ref, frame in zip(series.slices, frames):
         by_file.setdefault(ref.path, []).append((ref.frame, frame))
     headers = [_dcmread(path, header_only=True) for path in series.files]
-    sources = "|".join(
-        sorted(
-            f"{h.get('SOPInstanceUID', '') or p.name}/{','.join(str(f) for f, _ in by_file[p])}"
-            for h, p in zip(headers, series.files)
-        )
-    )
-    series_uid = _uid(
-        "series",
-        series.uid,
-        series.split or "",
-        hashlib.sha256(sources.encode()).hexdigest(),
-        processing,
-        description,
-    )
+    series_uid = _derived_series_uid(series, headers, by_file, processing, description)
     number = series_number
     if number is None and series.series_number is not None:
         number = int(series.series_number) + 1000
@@ -1385,6 +1730,42 @@ def write_derived_series(
         )
         instances.append((ds, [frame for _, frame in items]))
     return _write_instances(instances, dst, series_uid)
+
+
+def _series_shaped(volume: Any, series: DicomSeries, dst: Path) -> np.ndarray:
+    """``volume`` as a numpy array of the series' shape (singleton axes may differ), or OutputError."""
+    if hasattr(volume, "detach"):
+        volume = volume.detach().cpu().numpy()
+    volume = np.asarray(volume)
+    if volume.shape != series.shape and volume.squeeze().shape == tuple(s for s in series.shape if s != 1):
+        volume = volume.reshape(series.shape)
+    if volume.shape != series.shape:
+        raise OutputError(dst, f"volume shape {volume.shape} differs from the source series {series.shape}")
+    return volume
+
+
+def _derived_series_uid(
+    series: DicomSeries,
+    headers: Sequence[Any],
+    by_file: dict[Path, list[tuple[int, np.ndarray]]],
+    processing: str,
+    description: str,
+) -> str:
+    """The derived series' UID: a function of the source instances and frames used, and what was done."""
+    sources = "|".join(
+        sorted(
+            f"{h.get('SOPInstanceUID', '') or p.name}/{','.join(str(f) for f, _ in by_file[p])}"
+            for h, p in zip(headers, series.files)
+        )
+    )
+    return _uid(
+        "series",
+        series.uid,
+        series.split or "",
+        hashlib.sha256(sources.encode()).hexdigest(),
+        processing,
+        description,
+    )
 
 
 def _lps_geometry(
@@ -1444,11 +1825,57 @@ def write_synthetic_series(
     Returns:
         a :class:`WriteResult`.
     """
-    from pydicom.dataset import Dataset
-    from pydicom.uid import UID
+    vol, affine = _synthetic_volume(volume, affine, folder)
+    spec = _synthetic_spec(
+        vol,
+        affine,
+        folder,
+        modality=modality,
+        series_description=series_description,
+        series_number=series_number,
+        patient_name=patient_name,
+        patient_id=patient_id,
+        study_uid=study_uid,
+        rescale=rescale,
+        signed=signed,
+        bits_stored=bits_stored,
+        window=window,
+        slice_thickness=slice_thickness,
+    )
+    frames = _volume_frames(vol, vol.shape, color=False)
+    instances = [(_synthetic_instance(spec, k, frame), [frame]) for k, frame in enumerate(frames)]
+    return _write_instances(instances, Path(folder), spec.series_uid)
 
-    from medden import __version__
 
+@dataclass(frozen=True)
+class _SyntheticSeries:
+    """What every instance of a series written by :func:`write_synthetic_series` shares."""
+
+    modality: str
+    sop_class: str
+    uids: tuple[str, str, str]  # StudyInstanceUID, SeriesInstanceUID, FrameOfReferenceUID
+    series_number: int
+    series_description: str
+    patient: tuple[str, str]  # PatientName, PatientID
+    row: np.ndarray  # LPS direction along a row
+    col: np.ndarray  # LPS direction along a column
+    first: np.ndarray  # LPS position of the first slice's first pixel
+    step: np.ndarray  # LPS vector from one slice to the next
+    pixel_spacing: tuple[float, float]  # (between rows, between columns)
+    thickness: float
+    rescale: tuple[float, float]  # (slope, intercept)
+    signed: bool
+    bits_stored: int
+    window: tuple[float, float]  # (center, width)
+
+    @property
+    def series_uid(self) -> str:
+        return self.uids[1]
+
+
+def _synthetic_volume(volume: Any, affine: np.ndarray, folder: Any) -> tuple[np.ndarray, np.ndarray]:
+    """An ``(X, Y, Z)`` array and its affine with the slice axis along row × column (``i`` reversed
+    for an affine with a positive determinant)."""
     if hasattr(volume, "detach"):
         volume = volume.detach().cpu().numpy()
     vol = np.asarray(volume)
@@ -1461,6 +1888,29 @@ def write_synthetic_series(
         flip = np.eye(4)
         flip[0, 0], flip[0, 3] = -1.0, vol.shape[0] - 1
         vol, affine = vol[::-1], affine @ flip
+    return vol, affine
+
+
+def _synthetic_spec(
+    vol: np.ndarray,
+    affine: np.ndarray,
+    folder: Any,
+    *,
+    modality: str,
+    series_description: str,
+    series_number: int,
+    patient_name: str,
+    patient_id: str,
+    study_uid: str | None,
+    rescale: tuple[float, float] | None,
+    signed: bool | None,
+    bits_stored: int,
+    window: tuple[float, float] | None,
+    slice_thickness: float | None,
+) -> _SyntheticSeries:
+    """The shared header values of :func:`write_synthetic_series`, its arguments' defaults resolved."""
+    from pydicom.uid import UID
+
     row, col, first, dx, dy = _lps_geometry(affine, vol.shape)
     step = (LPS_TO_RAS @ affine)[:3, 2]
     spacing_z = float(np.linalg.norm(step))
@@ -1478,66 +1928,94 @@ def write_synthetic_series(
         window = ((lo + hi) / 2, max(hi - lo, 1.0))
     digest = hashlib.sha256(np.ascontiguousarray(vol).tobytes() + affine.tobytes()).hexdigest()
     entropy = [digest, modality, series_description, patient_id, str(series_number)]
-    study_uid = study_uid or _uid("study", *entropy)
-    series_uid = _uid("series", *entropy)
-    for_uid = _uid("frame-of-reference", *entropy)
-    frames = _volume_frames(vol, vol.shape, color=False)
-    instances = []
-    for k, frame in enumerate(frames):
-        ds = Dataset()
-        ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.SOPClassUID = sop_class
-        ds.SOPInstanceUID = _uid("instance", series_uid, k)
-        ds.ImageType = (
-            ["DERIVED", "SECONDARY"] if modality not in ("MR", "CT") else ["ORIGINAL", "PRIMARY", "AXIAL"]
-        )
-        ds.Modality = modality
-        ds.PatientName = patient_name
-        ds.PatientID = patient_id
-        ds.PatientBirthDate = ""
-        ds.PatientSex = ""
-        ds.StudyInstanceUID = study_uid
-        ds.StudyDate = ds.StudyTime = ds.ReferringPhysicianName = ds.StudyID = ds.AccessionNumber = ""
-        ds.SeriesInstanceUID = series_uid
-        ds.SeriesNumber = series_number
-        ds.SeriesDescription = series_description[:64]
-        ds.FrameOfReferenceUID = for_uid
-        ds.PositionReferenceIndicator = ""
-        ds.Manufacturer = "medden"
-        ds.SoftwareVersions = __version__
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [round(float(v), 6) for v in first + k * step]
-        ds.ImageOrientationPatient = [round(float(v), 8) for v in (*row, *col)]
-        ds.PixelSpacing = [round(dy, 8), round(dx, 8)]
-        ds.SliceThickness = round(float(slice_thickness or spacing_z), 6)
-        ds.SpacingBetweenSlices = round(spacing_z, 6)
-        ds.SliceLocation = round(float(np.dot(first + k * step, np.cross(row, col))), 6)
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = frame.shape
-        ds.BitsAllocated = 8 if bits_stored == 8 else 16
-        ds.BitsStored = bits_stored
-        ds.HighBit = bits_stored - 1
-        ds.PixelRepresentation = 1 if signed else 0
-        if modality == "CT" or (slope, inter) != (1.0, 0.0):
-            ds.RescaleSlope = f"{slope:.10g}"
-            ds.RescaleIntercept = f"{inter:.10g}"
-            ds.RescaleType = "HU" if modality == "CT" else "US"
-        if modality == "MR":
-            ds.ScanningSequence = "RM"
-            ds.SequenceVariant = "NONE"
-            ds.ScanOptions = ""
-            ds.MRAcquisitionType = "3D"
-            ds.EchoTime = ds.RepetitionTime = ds.EchoTrainLength = ""
-        if modality == "CT":
-            ds.KVP = ""
-            ds.AcquisitionNumber = 1
-        ds.WindowCenter = f"{window[0]:.6g}"
-        ds.WindowWidth = f"{window[1]:.6g}"
-        instances.append((ds, [frame]))
-    return _write_instances(instances, Path(folder), series_uid)
+    uids = (
+        study_uid or _uid("study", *entropy),
+        _uid("series", *entropy),
+        _uid("frame-of-reference", *entropy),
+    )
+    return _SyntheticSeries(
+        modality=modality,
+        sop_class=sop_class,
+        uids=uids,
+        series_number=series_number,
+        series_description=series_description,
+        patient=(patient_name, patient_id),
+        row=row,
+        col=col,
+        first=first,
+        step=step,
+        pixel_spacing=(dy, dx),
+        thickness=float(slice_thickness or spacing_z),
+        rescale=(slope, inter),
+        signed=signed,
+        bits_stored=bits_stored,
+        window=window,
+    )
 
 
+def _synthetic_instance(spec: _SyntheticSeries, k: int, frame: np.ndarray) -> Any:
+    """The header of slice ``k`` of a synthetic series (pixel data are added by the writer)."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = spec.sop_class
+    ds.SOPInstanceUID = _uid("instance", spec.series_uid, k)
+    ds.ImageType = (
+        ["DERIVED", "SECONDARY"] if spec.modality not in ("MR", "CT") else ["ORIGINAL", "PRIMARY", "AXIAL"]
+    )
+    ds.Modality = spec.modality
+    ds.PatientName, ds.PatientID = spec.patient
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = spec.uids
+    ds.StudyDate = ds.StudyTime = ds.ReferringPhysicianName = ds.StudyID = ds.AccessionNumber = ""
+    ds.SeriesNumber = spec.series_number
+    ds.SeriesDescription = spec.series_description[:64]
+    ds.PositionReferenceIndicator = ""
+    ds.Manufacturer = "medden"
+    ds.SoftwareVersions = __version__
+    ds.InstanceNumber = k + 1
+    position = spec.first + k * spec.step
+    spacing_z = float(np.linalg.norm(spec.step))
+    ds.ImagePositionPatient = [round(float(v), 6) for v in position]
+    ds.ImageOrientationPatient = [round(float(v), 8) for v in (*spec.row, *spec.col)]
+    ds.PixelSpacing = [round(v, 8) for v in spec.pixel_spacing]
+    ds.SliceThickness = round(spec.thickness, 6)
+    ds.SpacingBetweenSlices = round(spacing_z, 6)
+    ds.SliceLocation = round(float(np.dot(position, np.cross(spec.row, spec.col))), 6)
+    _synthetic_pixel_module(ds, spec, frame.shape)
+    return ds
+
+
+def _synthetic_pixel_module(ds: Any, spec: _SyntheticSeries, shape: tuple[int, ...]) -> None:
+    """The pixel layout, rescale, modality-specific and window attributes of a synthetic slice."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = shape
+    ds.BitsAllocated = 8 if spec.bits_stored == 8 else 16
+    ds.BitsStored = spec.bits_stored
+    ds.HighBit = spec.bits_stored - 1
+    ds.PixelRepresentation = 1 if spec.signed else 0
+    slope, inter = spec.rescale
+    if spec.modality == "CT" or (slope, inter) != (1.0, 0.0):
+        ds.RescaleSlope = f"{slope:.10g}"
+        ds.RescaleIntercept = f"{inter:.10g}"
+        ds.RescaleType = "HU" if spec.modality == "CT" else "US"
+    if spec.modality == "MR":
+        ds.ScanningSequence = "RM"
+        ds.SequenceVariant = "NONE"
+        ds.ScanOptions = ""
+        ds.MRAcquisitionType = "3D"
+        ds.EchoTime = ds.RepetitionTime = ds.EchoTrainLength = ""
+    if spec.modality == "CT":
+        ds.KVP = ""
+        ds.AcquisitionNumber = 1
+    ds.WindowCenter = f"{spec.window[0]:.6g}"
+    ds.WindowWidth = f"{spec.window[1]:.6g}"
+
+
+@_quiet
 def dicom_to_nifti(
     source: str | os.PathLike[str] | DicomSeries | Loaded,
     dst: str | os.PathLike[str],
@@ -1567,8 +2045,6 @@ def dicom_to_nifti(
     Returns:
         the written path.
     """
-    from medden.io.nifti import write_nifti
-
     loaded = source if isinstance(source, Loaded) else load_dicom(source)
     series: DicomSeries = loaded.source
     if series.samples_per_pixel > 1:
@@ -1582,34 +2058,13 @@ def dicom_to_nifti(
     first = _dcmread(series.path, header_only=True)
     scaling: tuple[float, float] | None = None
     if dtype is None:
-        rescales = set()
-        for path in series.files:
-            ds = first if path == series.path else _dcmread(path, header_only=True)
-            nframes = int(ds.get("NumberOfFrames") or 1)
-            rescales |= {_frame_rescale(ds, f, path) for f in range(nframes)}
-        if len(rescales) == 1 and str(first.get("PhotometricInterpretation", "")).strip() != "MONOCHROME1":
-            signed = bool(int(first.get("PixelRepresentation") or 0))
-            bits = int(first.BitsAllocated)
-            dtype = np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
-            scaling = rescales.pop()
-        else:
-            dtype = np.float32
+        dtype, scaling = _nifti_storage(series, first)
     tr = _first(_get(first, "RepetitionTime", series.path))
     affine = series.affine
     if reorient is None:
         reorient = str(first.get("MRAcquisitionType", "")).strip().upper() == "3D" and series.n_slices > 1
     if reorient:
-        from nibabel.orientations import (
-            apply_orientation,
-            axcodes2ornt,
-            inv_ornt_aff,
-            io_orientation,
-            ornt_transform,
-        )
-
-        transform = ornt_transform(io_orientation(affine), axcodes2ornt("RAS"))
-        affine = affine @ inv_ornt_aff(transform, values.shape[:3])
-        values = apply_orientation(values, transform)
+        values, affine = _reorient_to_ras(values, affine)
     return write_nifti(
         values,
         dst,
@@ -1623,13 +2078,41 @@ def dicom_to_nifti(
     )
 
 
+def _nifti_storage(series: DicomSeries, first: Any) -> tuple[Any, tuple[float, float] | None]:
+    """The NIfTI dtype and ``(scl_slope, scl_inter)`` of a series: its stored integer type and rescale
+    when every frame shares one rescale (and it is not MONOCHROME1), else float32 without scaling."""
+    rescales = set()
+    for path in series.files:
+        ds = first if path == series.path else _dcmread(path, header_only=True)
+        nframes = int(ds.get("NumberOfFrames") or 1)
+        rescales |= {_frame_rescale(ds, f, path) for f in range(nframes)}
+    if len(rescales) == 1 and str(first.get("PhotometricInterpretation", "")).strip() != "MONOCHROME1":
+        signed = bool(int(first.get("PixelRepresentation") or 0))
+        bits = int(first.BitsAllocated)
+        return np.dtype(f"{'i' if signed else 'u'}{bits // 8}"), rescales.pop()
+    return np.float32, None
+
+
+def _reorient_to_ras(values: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` and ``affine`` reoriented to the closest RAS layout (as dcm2niix does for 3D scans)."""
+    from nibabel.orientations import (
+        apply_orientation,
+        axcodes2ornt,
+        inv_ornt_aff,
+        io_orientation,
+        ornt_transform,
+    )
+
+    transform = ornt_transform(io_orientation(affine), axcodes2ornt("RAS"))
+    affine = affine @ inv_ornt_aff(transform, values.shape[:3])
+    return apply_orientation(values, transform), affine
+
+
 def save_dicom(
     loaded: Loaded, array: Any, dst: str | os.PathLike[str], description: str = "medden", processing: str = ""
 ) -> Path:
     """Write a loaded DICOM series' processed array: a derived series folder, or NIfTI for
     ``.nii``/``.nii.gz`` destinations. Returns the written path."""
-    from medden.io.nifti import is_nifti
-
     if is_nifti(dst):
         return dicom_to_nifti(loaded, dst, array=array, description=description)
     return write_derived_series(loaded, array, dst, description=description, processing=processing).path

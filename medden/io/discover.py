@@ -10,7 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medden.io.dicom import _iter_files, scan_files
 from medden.io.errors import InputNotFoundError, MeddenIOError, UnsupportedFormatError
+from medden.io.images import image_format
+from medden.io.nifti import is_nifti
 
 
 def _nifti_info(path: Path) -> dict[str, Any]:
@@ -33,8 +36,6 @@ def _nifti_info(path: Path) -> dict[str, Any]:
 
 
 def _image_info(path: Path) -> dict[str, Any]:
-    from medden.io.images import image_format
-
     fmt = image_format(path)
     try:
         if fmt == "TIFF":
@@ -78,8 +79,6 @@ def describe(path: str | os.PathLike[str], recursive: bool = True) -> dict[str, 
         InputNotFoundError: ``path`` does not exist.
         MeddenIOError: ``path`` is a single file medden cannot read (its typed error).
     """
-    from medden.io.dicom import _iter_files, scan_files
-
     root = Path(path)
     if not root.exists():
         raise InputNotFoundError(root, "not found")
@@ -89,7 +88,6 @@ def describe(path: str | os.PathLike[str], recursive: bool = True) -> dict[str, 
     if root.is_file() and found.skipped:
         skipped = found.skipped[0]
         raise skipped.exception or UnsupportedFormatError(root, skipped.reason)
-    from medden.io.nifti import is_nifti
 
     described, skipped_rows = [], [s.to_dict(base) for s in found.skipped]
     for other in found.others:

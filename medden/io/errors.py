@@ -20,7 +20,9 @@ Hierarchy::
     ├── SeriesSelectionError          a folder holds no series, or several where one is needed
     ├── DuplicateInstanceError        a DICOM file repeating a SOPInstanceUID already read
     ├── GeometryError                 slices that cannot form one volume
-    └── OutputError                   an output medden refuses to write (would touch the source, ...)
+    ├── OutputError                   an output medden refuses to write (would touch the source, ...)
+    └── ReaderCrashError              the reading process died (a decoder crash) or was stopped after
+                                      its timeout (:func:`medden.io.isolate.load_isolated`)
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class MeddenIOError(MeddenError):
         self.path = Path(path) if path is not None else None
         self.reason = one_line(reason)
         super().__init__(f"{self.path}: {self.reason}" if self.path is not None else self.reason)
+
+    def __reduce__(self) -> tuple[type, tuple[Path | None, str]]:
+        # rebuilt from (path, reason), so an error crosses a process boundary (medden.io.isolate)
+        return type(self), (self.path, self.reason)
 
 
 class InputNotFoundError(MeddenIOError):
@@ -106,6 +112,11 @@ class OutputError(MeddenIOError):
     cannot hold the data."""
 
 
+class ReaderCrashError(MeddenIOError):
+    """The process reading a file died (a decoder that segfaults or aborts) or overran its timeout;
+    only :func:`medden.io.isolate.load_isolated` raises it (an in-process crash cannot be caught)."""
+
+
 __all__ = [
     "CorruptFileError",
     "DuplicateInstanceError",
@@ -118,6 +129,7 @@ __all__ = [
     "NonImageObjectError",
     "OutputError",
     "PixelDataError",
+    "ReaderCrashError",
     "SeriesSelectionError",
     "UnsupportedFormatError",
     "UnsupportedTransferSyntaxError",

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from medden.io.atomic import atomic_path
 from medden.io.base import Loaded, report_clipped, to_stored
 from medden.io.errors import CorruptFileError, InputNotFoundError, OutputError, UnsupportedFormatError
 
@@ -79,7 +80,7 @@ def load_image(path: str | os.PathLike[str]) -> Loaded:
             array, options = _read_pillow(path, fmt)
     except (UnsupportedFormatError, CorruptFileError):
         raise
-    except (OSError, SyntaxError, ValueError, RuntimeError, IndexError, EOFError) as exc:
+    except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error, zlib.error, a bomb...
         raise CorruptFileError(path, f"cannot read {fmt} image: {exc}") from None
     array = np.ascontiguousarray(array)
     meta = {
@@ -235,8 +236,6 @@ def save_image(
         OutputError: a suffix that is not an image format, a dtype or channel count the format
             cannot hold.
     """
-    from medden.io.atomic import atomic_path
-
     dst = Path(dst)
     fmt = image_format(dst)
     if fmt is None:

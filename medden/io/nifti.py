@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from medden.io.atomic import atomic_path
 from medden.io.base import Loaded, report_clipped, to_stored
 from medden.io.errors import CorruptFileError, InputNotFoundError, OutputError, UnsupportedFormatError
 
@@ -125,8 +126,6 @@ def write_nifti(
     """
     import nibabel as nib
 
-    from medden.io.atomic import atomic_path
-
     dst = Path(dst)
     if not is_nifti(dst):
         raise OutputError(dst, "a NIfTI output must end in .nii or .nii.gz")
@@ -142,14 +141,7 @@ def write_nifti(
     if out_dtype == np.float16 or out_dtype.kind not in "uif":
         raise OutputError(dst, f"NIfTI cannot hold {out_dtype} data")
     raw_scl = (float(header["scl_slope"]), float(header["scl_inter"])) if header is not None else None
-    if scaling is None:
-        if out_dtype.kind in "ui" and raw_scl is not None and _valid_scaling(*raw_scl):
-            scaling = raw_scl
-        else:
-            scaling = (1.0, 0.0)
-    slope, inter = float(scaling[0]), float(scaling[1])
-    if not _valid_scaling(slope, inter):
-        raise OutputError(dst, f"invalid scaling slope={slope} inter={inter}")
+    slope, inter = _output_scaling(dst, out_dtype, raw_scl, scaling)
     values = arr if (slope, inter) == (1.0, 0.0) else (arr.astype(np.float64) - inter) / slope
     stored, clipped = to_stored(values, out_dtype)
     if header is None:
@@ -162,12 +154,45 @@ def write_nifti(
         hdr["scl_slope"], hdr["scl_inter"] = raw_scl  # e.g. 0/0 "no scaling": keep the source bytes
     else:
         hdr["scl_slope"], hdr["scl_inter"] = slope, inter
+    _set_header_fields(img, arr.ndim, codes, units, tr, description)
+    with atomic_path(dst) as tmp:
+        nib.save(img, tmp)
+    report_clipped(dst, clipped, stored.size)
+    return dst
+
+
+def _output_scaling(
+    dst: Path, out_dtype: np.dtype, raw_scl: tuple[float, float] | None, scaling: tuple[float, float] | None
+) -> tuple[float, float]:
+    """``(slope, inter)`` to store with: ``scaling``, else the header's valid scaling for integer
+    output, else none; an invalid one is an :class:`OutputError`."""
+    if scaling is None:
+        if out_dtype.kind in "ui" and raw_scl is not None and _valid_scaling(*raw_scl):
+            scaling = raw_scl
+        else:
+            scaling = (1.0, 0.0)
+    slope, inter = float(scaling[0]), float(scaling[1])
+    if not _valid_scaling(slope, inter):
+        raise OutputError(dst, f"invalid scaling slope={slope} inter={inter}")
+    return slope, inter
+
+
+def _set_header_fields(
+    img: Any,
+    ndim: int,
+    codes: tuple[int, int] | None,
+    units: tuple[str, str] | None,
+    tr: float | None,
+    description: str | None,
+) -> None:
+    """qform/sform codes, units, TR and ``descrip`` of :func:`write_nifti`, where given."""
+    hdr = img.header
     if codes is not None:
         hdr.set_qform(img.affine, code=int(codes[0]))
         hdr.set_sform(img.affine, code=int(codes[1]))
     if units is not None:
         hdr.set_xyzt_units(*units)
-    if tr is not None and arr.ndim >= 4:
+    if tr is not None and ndim >= 4:
         zooms = list(hdr.get_zooms())
         zooms[3] = float(tr)
         hdr.set_zooms(zooms)
@@ -175,10 +200,6 @@ def write_nifti(
         hdr["pixdim"][4] = float(tr)
     if description is not None:
         hdr["descrip"] = description.encode("ascii", "replace")[:79]
-    with atomic_path(dst) as tmp:
-        nib.save(img, tmp)
-    report_clipped(dst, clipped, stored.size)
-    return dst
 
 
 def save_nifti(

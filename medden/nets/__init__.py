@@ -13,7 +13,7 @@ from medden.nets.gimsanet import GIMSANet
 from medden.nets.hmadnet import HMADNet
 from medden.nets.mgmsdnet import MGMSDNet
 from medden.nets.mirnet import MIRNet
-from medden.nets.registry import NetSpec, available, count_parameters, get, register, spec
+from medden.nets.registry import NetSpec, available, build, count_parameters, get, register, spec
 
 __all__ = [
     "DRAN",
@@ -25,6 +25,7 @@ __all__ = [
     "MIRNet",
     "NetSpec",
     "available",
+    "build",
     "count_parameters",
     "get",
     "register",

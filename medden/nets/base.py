@@ -25,10 +25,19 @@ class Denoiser(nn.Module):
         out_channels: channels of the output.
         multiple: every spatial size is padded to a multiple of this.
         noise_aware: the net uses ``sigma`` (estimated from the input when not given).
+        intensity: the scaling into [0, 1] the net expects (``minmax`` per image unless trained otherwise).
+
+    Together with :attr:`default_mode` and the call, this is :class:`medden.denoiser.Denoiser`.
     """
 
     supported_dims: tuple[int, ...] = (2, 3)
     noise_aware: bool = False
+    intensity: str = "minmax"
+
+    @property
+    def default_mode(self) -> str:
+        """``3d`` for a 3D net, else ``2d`` (slice-wise)."""
+        return "3d" if self.spatial_dims == 3 else "2d"
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, multiple: int = 1) -> None:
         super().__init__()

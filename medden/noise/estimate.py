@@ -36,11 +36,26 @@ class NoiseEstimate:
         return asdict(self)
 
 
+#: axes shorter than this are never filtered across (channels, a few slices): the estimators treat
+#: such an image as a stack of 2D planes
+_THIN_AXIS = 8
+
+
 def _spatial_2d_slices(arr: np.ndarray) -> list[np.ndarray]:
-    """Split a channel-first 2D (C, H, W) or 3D (C, D, H, W) image, or a bare (H, W), into 2D planes."""
-    if arr.ndim == 2:
-        return [arr]
-    return [plane for plane in arr.reshape(-1, *arr.shape[-2:])]
+    """Split an image of any layout into the 2D planes spanned by its two longest axes.
+
+    A channel-first 2D ``(C, H, W)`` image gives its channels, a 3D ``(C, D, H, W)`` volume its slices
+    perpendicular to its thinnest axis, a bare ``(H, W)`` itself; a 2D image stored as a volume
+    (``(1, H, W, 1)``, ``(H, W, 1)``, a one- or three-slice series) gives its ``H × W`` plane(s)
+    whichever axis holds the slices. Of two axes of equal length the later is taken (a cube is cut
+    along its first axis).
+    """
+    if arr.ndim <= 2:
+        return [arr.reshape(1, -1) if arr.ndim < 2 else arr]
+    order = np.argsort(arr.shape, kind="stable")  # ascending; equal lengths keep their axis order
+    plane_axes = sorted(int(a) for a in order[-2:])
+    planes = np.moveaxis(arr, plane_axes, (-2, -1))
+    return list(planes.reshape(-1, *planes.shape[-2:]))
 
 
 _LAPLACE_DIFF = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
@@ -67,7 +82,9 @@ def estimate_gaussian(
 ) -> NoiseEstimate:
     """Gaussian σ of a noisy image.
 
-    Planes are estimated one by one (channels, and slices of a 3D volume) and the median taken.
+    Planes are estimated one by one (channels, and slices of a 3D volume perpendicular to its
+    thinnest axis, so a 2D image stored as a volume such as ``(1, H, W, 1)`` is one ``H × W`` plane)
+    and the median taken.
 
     Methods:
         - ``immerkaer`` (default): Immerkær's difference-of-Laplacians estimator restricted to the
@@ -82,9 +99,10 @@ def estimate_gaussian(
     measures about sqrt(2² + 2.55²).
 
     Args:
-        x: noisy image, channel-first (C, H, W) / (C, D, H, W) when ``channel_first``, else (H, W).
+        x: noisy image: (H, W), channel-first (C, H, W) or (C, D, H, W), or a bare volume; the planes
+            are those of its two longest axes, so the layout need not be declared.
         reference: the intensity the level is relative to; the image maximum when None.
-        channel_first: whether ``x`` has a leading channel axis.
+        channel_first: kept for compatibility; planes are found from the shape alone.
         method: ``immerkaer`` or ``wavelet``.
 
     Example:
@@ -95,10 +113,11 @@ def estimate_gaussian(
         0.05
     """
     arr = float_array(x)
-    planes = _spatial_2d_slices(arr) if (channel_first or arr.ndim > 2) else [arr]
-    planes = [p for p in planes if min(p.shape) >= 8]
+    planes = [p for p in _spatial_2d_slices(arr) if min(p.shape) >= 8]
     if not planes:
-        raise ValueError("image too small to estimate noise (needs planes of at least 8×8)")
+        raise ValueError(
+            f"image too small to estimate noise (shape {tuple(arr.shape)}; needs planes of at least 8×8)"
+        )
     if method == "immerkaer":
         sigmas = [_immerkaer_sigma(p) for p in planes]
         how = "Immerkær difference of Laplacians on the weakest-gradient half"
@@ -146,7 +165,9 @@ def estimate_rician(x: Any, reference: float | None = None) -> NoiseEstimate:
     out. A first σ is the mode of the background histogram (robust to anything left of the
     tissue); the estimate is then the maximum-likelihood Rayleigh fit ``sqrt(mean(m²) / 2)`` over
     the background voxels below ``5σ`` (99.9996 % of a Rayleigh's mass), which is far less noisy
-    than the mode alone. Needs a visible background (a few thousand voxels, as in brain MRI); if
+    than the mode alone. Axes shorter than 8 voxels (channels, a few slices, the singleton axes of a
+    2D image stored as a volume) are not filtered across: such an image is a stack of 2D planes.
+    Needs a visible background (a few thousand voxels, as in brain MRI); if
     the darkest region's coefficient of variation is far from a Rayleigh's (0.52 ± 0.08) there is
     no signal-free air and a ``ValueError`` says so rather than returning a meaningless σ.
 
@@ -166,12 +187,17 @@ def estimate_rician(x: Any, reference: float | None = None) -> NoiseEstimate:
     from skimage.filters import threshold_otsu
 
     arr = float_array(x)
-    size = [min(5, n) for n in arr.shape]
+    thick = [n >= _THIN_AXIS for n in arr.shape]
+    if sum(thick) < 2:
+        raise ValueError(f"image too small to estimate noise (shape {tuple(arr.shape)}; needs 8×8 planes)")
+    size = [5 if t else 1 for t in thick]
     local_mean = uniform_filter(arr.astype(np.float64), size=size, mode="reflect")
     finite = np.isfinite(arr)
+    if not finite.any():
+        raise ValueError("no finite values to estimate Rician noise from")
     threshold = float(threshold_otsu(local_mean[finite]))
     mask = (local_mean < threshold) & finite
-    eroded = binary_erosion(mask, structure=np.ones([3 if n >= 3 else 1 for n in arr.shape]), iterations=2)
+    eroded = binary_erosion(mask, structure=np.ones([3 if t else 1 for t in thick]), iterations=2)
     if np.count_nonzero(eroded) >= 256:
         mask = eroded
     background = arr[mask].astype(np.float64)
@@ -209,9 +235,10 @@ def estimate_salt_pepper(
     measured in those regions is the fraction for the whole image.
 
     Args:
-        x: noisy image, channel-first (C, H, W) / (C, D, H, W) when ``channel_first``, else (H, W).
+        x: noisy image: (H, W), channel-first (C, H, W) or (C, D, H, W), or a bare volume; each plane
+            of its two longest axes is filtered separately.
         low, high: the pepper and salt values; the image minimum and maximum when None.
-        channel_first: whether ``x`` has a leading channel axis (planes are filtered separately).
+        channel_first: kept for compatibility; planes are found from the shape alone.
         reference: recorded in the result only (the level is a fraction of voxels); ``high`` when None.
 
     Example:
@@ -227,7 +254,7 @@ def estimate_salt_pepper(
     arr = float_array(x)
     lo = float(np.min(arr)) if low is None else float(low)
     hi = float(np.max(arr)) if high is None else float(high)
-    planes = _spatial_2d_slices(arr) if (channel_first or arr.ndim > 2) else [arr]
+    planes = _spatial_2d_slices(arr)
     pepper_hits = pepper_n = salt_hits = salt_n = 0
     for plane in planes:
         med = median_filter(plane, size=5, mode="reflect")
@@ -246,19 +273,3 @@ def estimate_salt_pepper(
         hi if reference is None else float(reference),
         "extremes counted where the 5×5 median is not extreme",
     )
-
-
-ESTIMATORS = {
-    "rician": estimate_rician,
-    "gaussian": estimate_gaussian,
-    "salt_pepper": estimate_salt_pepper,
-}
-
-
-def estimate_noise(x: Any, kind: str, **kwargs: Any) -> NoiseEstimate:
-    """Estimate the noise level of ``x`` for a noise ``kind`` (``rician``, ``gaussian``, ``salt_pepper``)."""
-    try:
-        fn = ESTIMATORS[kind]
-    except KeyError:
-        raise ValueError(f"no estimator for noise kind {kind!r}; choose from {sorted(ESTIMATORS)}") from None
-    return fn(x, **kwargs)

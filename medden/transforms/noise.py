@@ -17,7 +17,6 @@ with :func:`replay_noise`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -25,38 +24,20 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable, Transform
 
-from medden.noise import NOISE_FUNCTIONS
+from medden.noise import SIGMA_KINDS, NoiseModel, noise_model, per_kind
 
-#: The argument of each noise function that a Rand transform draws, and its default range.
-LEVEL_ARGUMENT: dict[str, str] = {
-    "rician": "level",
-    "salt_pepper": "amount",
-    "gaussian": "level",
-    "poisson_gaussian": "peak",
-    "lowlight": "gain",
-}
-DEFAULT_LEVEL_RANGE: dict[str, tuple[float, float]] = {
-    "rician": (0.01, 0.09),
-    "salt_pepper": (0.05, 0.40),
-    "gaussian": (0.0, 55.0 / 255.0),
-    "poisson_gaussian": (10.0, 1000.0),
-    "lowlight": (0.05, 0.3),
-}
+#: The argument of each noise function that a Rand transform draws, and its default range
+#: (derived from :data:`medden.noise.NOISE_MODELS`).
+LEVEL_ARGUMENT: dict[str, str] = per_kind(lambda m: m.level_argument)
+DEFAULT_LEVEL_RANGE: dict[str, tuple[float, float]] = per_kind(lambda m: m.default_range)
 _SEED_MAX = 2**31 - 1
 
 
-def _check_kind(kind: str | None) -> str:
-    if kind not in NOISE_FUNCTIONS:
-        raise ValueError(f"unknown noise kind {kind!r}; choose from {sorted(NOISE_FUNCTIONS)}")
-    return kind
-
-
-def _check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def _check_params(model: NoiseModel, params: Mapping[str, Any]) -> dict[str, Any]:
     """Fail at construction, not at the first item, on an argument the noise function lacks."""
-    sig = inspect.signature(NOISE_FUNCTIONS[kind])
-    unknown = set(params) - set(sig.parameters) - {"x", "rng"}
-    if unknown or "rng" in params:
-        raise TypeError(f"{kind} noise has no parameter(s) {sorted(unknown | ({'rng'} & set(params)))}")
+    unknown = {name for name in params if not model.accepts(name)}
+    if unknown:
+        raise TypeError(f"{model.kind} noise has no parameter(s) {sorted(unknown)}")
     return dict(params)
 
 
@@ -73,9 +54,9 @@ def replay_noise(img: Any, record: Mapping[str, Any]) -> Any:
     """
     if not record.get("applied", True):
         return img
-    kind = _check_kind(record["kind"])
+    model = noise_model(record["kind"])
     params = {k: v for k, v in record["params"].items() if v is not None}
-    return NOISE_FUNCTIONS[kind](img, rng=int(record["seed"]), **params)
+    return model.function(img, rng=int(record["seed"]), **params)
 
 
 class _NoiseCore(Randomizable):
@@ -92,23 +73,24 @@ class _NoiseCore(Randomizable):
         random_level: bool = False,
         **params: Any,
     ) -> None:
-        self.noise_kind = _check_kind(kind or type(self).kind)
+        self.noise_model = noise_model(kind or type(self).kind)  # a UsageError (ValueError) if unknown
+        self.noise_kind = self.noise_model.kind
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must be in [0, 1], got {prob}")
         self.prob = float(prob)
-        self.level_arg = LEVEL_ARGUMENT[self.noise_kind]
+        self.level_arg = self.noise_model.level_argument
         if absolute:
-            if self.noise_kind not in ("rician", "gaussian"):
-                raise ValueError("absolute=True is only meaningful for rician and gaussian noise")
+            if not self.noise_model.level_is_sigma:
+                raise ValueError(f"absolute=True is only meaningful for {' and '.join(SIGMA_KINDS)} noise")
             self.level_arg = "sigma"
         self.random_level = random_level
         if random_level:
-            lo, hi = level_range if level_range is not None else DEFAULT_LEVEL_RANGE[self.noise_kind]
+            lo, hi = level_range if level_range is not None else self.noise_model.default_range
             if lo > hi:
                 raise ValueError(f"level_range must be (low, high) with low <= high, got {level_range}")
             self.level_range = (float(lo), float(hi))
             params[self.level_arg] = None
-        self.params = _check_params(self.noise_kind, params)
+        self.params = _check_params(self.noise_model, params)
         self._do = True
         self._seed = 0
         self._level: float | None = None
@@ -140,7 +122,7 @@ class _NoiseCore(Randomizable):
     def _apply(self, img: Any) -> Any:
         if not self._do:
             return img
-        return NOISE_FUNCTIONS[self.noise_kind](img, rng=self._seed, **self._current_params())
+        return self.noise_model.function(img, rng=self._seed, **self._current_params())
 
 
 def _attach(img: Any, record: dict[str, Any]) -> bool:

@@ -9,6 +9,14 @@ from typing import Any
 
 import numpy as np
 
+import medden.io as mio
+from medden.bundle_format import available_bundles
+from medden.data.samples import mni152_slice, natural_image, write_noisy_mr_series
+from medden.io.atomic import atomic_path
+from medden.loading import load_model
+from medden.metrics import foreground_mask, psnr, ssim
+from medden.noise import estimate_noise, noise_model
+
 #: (kind, label, keyword arguments) — two levels per kind.
 DEMO_LEVELS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("rician", "Rician 3 %", {"level": 0.03}),
@@ -25,13 +33,13 @@ DEMO_LEVELS: tuple[tuple[str, str, dict[str, float]], ...] = (
 
 
 def _true_level(kind: str, kwargs: dict[str, float]) -> float | None:
-    if kind == "salt_pepper":
-        return kwargs["amount"]
-    if kind == "rician":
-        return kwargs["level"]
-    if kind == "gaussian":
+    """The level an estimator should find (None for a kind without one)."""
+    model = noise_model(kind)
+    if model.estimator is None:
+        return None
+    if model.level_is_sigma and "sigma" in kwargs:
         return kwargs["sigma"]  # images are in [0, 1] with maximum 1, so σ is also the level
-    return None
+    return kwargs[model.level_argument]
 
 
 def run_noise_demo(out_dir: str | os.PathLike[str], seed: int = 0) -> dict[str, Any]:
@@ -46,10 +54,6 @@ def run_noise_demo(out_dir: str | os.PathLike[str], seed: int = 0) -> dict[str, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from medden.data.samples import mni152_slice, natural_image
-    from medden.io.atomic import atomic_path
-    from medden.noise import NOISE_FUNCTIONS, estimate_noise
-
     images = {"MNI152 T1 (axial)": mni152_slice(axis=2), "camera (skimage)": natural_image("camera")}
     images = {name: img / img.max() for name, img in images.items()}  # levels are relative to 1.0
     rows: list[dict[str, Any]] = []
@@ -62,7 +66,7 @@ def run_noise_demo(out_dir: str | os.PathLike[str], seed: int = 0) -> dict[str, 
             ax.imshow(np.rot90(img[0]) if "MNI" in name else img[0], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{name}\nclean", fontsize=8)
         for i, (kind, label, kwargs) in enumerate(DEMO_LEVELS):
-            noisy = NOISE_FUNCTIONS[kind](img, rng=seed + i, **kwargs)
+            noisy = noise_model(kind).function(img, rng=seed + i, **kwargs)
             truth = _true_level(kind, kwargs)
             est, why = None, "no estimator"
             if kind == "rician" and "MNI" not in name:
@@ -109,68 +113,22 @@ def run_denoise_demo(
     3. the derived series is read back and compared with the clean reference: PSNR and SSIM before and
        after (whole volume and brain foreground), and a figure noisy / denoised / |difference|.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    import medden.io as mio
-    from medden.data.samples import write_noisy_mr_series
-    from medden.io.atomic import atomic_path
-    from medden.metrics import foreground_mask, psnr, ssim
-    from medden.workflows.denoise import run_batch
-    from medden.workflows.models import available_bundles, resolve
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sample = write_noisy_mr_series(
         out / "input" / "series", level=level, seed=seed, clean_folder=out / "reference_series"
     )
     name = model or (DEMO_BUNDLE if DEMO_BUNDLE in available_bundles() else DEMO_FALLBACK)
-    resolved = resolve(model=name)
-    result = run_batch(out / "input", out / "denoised", resolved, overwrite=True, quiet=True)
-    if result.failed or not result.done:
-        raise RuntimeError(f"the demo series was not denoised (see {result.manifest})")
-    done = [json.loads(line) for line in result.manifest.read_text().splitlines()]
-    derived = Path(next(r["output"] for r in done if r["status"] == "done"))
+    derived = _denoise_demo_input(out, name)
     clean = mio.load(out / "reference_series").array
     noisy = mio.load(Path(sample["series"])).array
     denoised = mio.load(derived).array
-    data_range = float(clean.max() - clean.min())
-    mask = foreground_mask(clean)
-    scores = {
-        label: {
-            "psnr": psnr(clean, arr, data_range=data_range),
-            "ssim": ssim(clean, arr, data_range=data_range),
-            "psnr_foreground": psnr(clean, arr, data_range=data_range, mask=mask),
-            "ssim_foreground": ssim(clean, arr, data_range=data_range, mask=mask),
-        }
-        for label, arr in (("noisy", noisy), ("denoised", denoised))
-    }
-    zs = [clean.shape[2] * f // 8 for f in (3, 4, 5)]
-    fig, axes = plt.subplots(len(zs), 3, figsize=(9, 3.2 * len(zs)), squeeze=False)
-    diff = np.abs(denoised - noisy)
-    for r, z in enumerate(zs):
-        for c, (title, img, cmap, vmax) in enumerate(
-            (
-                ("noisy", noisy, "gray", clean.max()),
-                (f"denoised ({name})", denoised, "gray", clean.max()),
-                ("|denoised − noisy|", diff, "hot", np.percentile(diff, 99.5)),
-            )
-        ):
-            ax = axes[r, c]
-            ax.imshow(np.rot90(img[:, :, z]), cmap=cmap, vmin=0, vmax=vmax)
-            ax.set_title(f"{title}, slice {z}", fontsize=9)
-            ax.axis("off")
-    fig.suptitle(
+    scores = _demo_scores(clean, {"noisy": noisy, "denoised": denoised})
+    title = (
         f"Rician {100 * level:g} %: PSNR {scores['noisy']['psnr_foreground']:.2f} → "
-        f"{scores['denoised']['psnr_foreground']:.2f} dB (brain)",
-        fontsize=11,
+        f"{scores['denoised']['psnr_foreground']:.2f} dB (brain)"
     )
-    fig.tight_layout()
-    with atomic_path(out / "denoise_demo.png") as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    _save_denoise_figure(out / "denoise_demo.png", clean, noisy, denoised, name, title)
     report = {
         "model": name,
         "level": level,
@@ -183,3 +141,61 @@ def run_denoise_demo(
     with atomic_path(out / "denoise_demo.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     return report
+
+
+def _denoise_demo_input(out: Path, name: str) -> Path:
+    """Run ``medden denoise`` with model ``name`` on ``out/input`` into ``out/denoised``; return the
+    derived series' folder."""
+    from medden.workflows.denoise import run_batch  # defers torch
+
+    result = run_batch(out / "input", out / "denoised", load_model(model=name), overwrite=True, quiet=True)
+    if result.failed or not result.done:
+        raise RuntimeError(f"the demo series was not denoised (see {result.manifest})")
+    done = [json.loads(line) for line in result.manifest.read_text().splitlines()]
+    return Path(next(r["output"] for r in done if r["status"] == "done"))
+
+
+def _demo_scores(clean: np.ndarray, versions: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """PSNR and SSIM of each version against ``clean``, over the whole volume and the foreground."""
+    data_range = float(clean.max() - clean.min())
+    mask = foreground_mask(clean)
+    return {
+        label: {
+            "psnr": psnr(clean, arr, data_range=data_range),
+            "ssim": ssim(clean, arr, data_range=data_range),
+            "psnr_foreground": psnr(clean, arr, data_range=data_range, mask=mask),
+            "ssim_foreground": ssim(clean, arr, data_range=data_range, mask=mask),
+        }
+        for label, arr in versions.items()
+    }
+
+
+def _save_denoise_figure(
+    path: Path, clean: np.ndarray, noisy: np.ndarray, denoised: np.ndarray, name: str, title: str
+) -> None:
+    """Noisy, denoised and |denoised − noisy| at three axial slices, written to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    zs = [clean.shape[2] * f // 8 for f in (3, 4, 5)]
+    fig, axes = plt.subplots(len(zs), 3, figsize=(9, 3.2 * len(zs)), squeeze=False)
+    diff = np.abs(denoised - noisy)
+    for r, z in enumerate(zs):
+        for c, (label, img, cmap, vmax) in enumerate(
+            (
+                ("noisy", noisy, "gray", clean.max()),
+                (f"denoised ({name})", denoised, "gray", clean.max()),
+                ("|denoised − noisy|", diff, "hot", np.percentile(diff, 99.5)),
+            )
+        ):
+            ax = axes[r, c]
+            ax.imshow(np.rot90(img[:, :, z]), cmap=cmap, vmin=0, vmax=vmax)
+            ax.set_title(f"{label}, slice {z}", fontsize=9)
+            ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

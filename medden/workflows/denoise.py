@@ -26,25 +26,32 @@ name or ID.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medden.errors import MeddenError, UsageError
+import medden.io as mio
+from medden.denoiser import LoadedModel
+from medden.errors import UsageError
+from medden.io.atomic import atomic_path, is_temporary, safe_join, sanitize_name
 from medden.io.base import count_clipped
+from medden.io.isolate import IsolatedLoader
+from medden.io.lock import output_lock
+from medden.loading import load_model
+from medden.version import __version__
+from medden.workflows.figures import save_panels
+from medden.workflows.predict import Options, check_mode, layout_of, predict, work_size
 
 logger = logging.getLogger("medden.denoise")
 
-MODES = ("2d", "2.5d", "3d")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MANIFEST = "manifest.jsonl"
@@ -89,8 +96,6 @@ def _is_image(p: Path) -> bool:
 def series_folder_name(series: Any) -> str:
     """``S<number>_<modality>_<description>_<id>``, sanitised (nothing from the header can add a
     path separator or ``..``); the id is a hash of the SeriesInstanceUID, so names are unique."""
-    from medden.io.atomic import sanitize_name
-
     number = f"S{series.series_number}" if series.series_number is not None else "S"
     parts = [number, series.modality, (series.description or "")[:40], series.id]
     return sanitize_name("_".join(str(p) for p in parts if p), fallback=series.id)
@@ -103,9 +108,6 @@ def series_label(series: Any) -> str:
 
 def discover(input_path: str | os.PathLike[str], output: str | os.PathLike[str]) -> list[Unit]:
     """The units under ``input_path`` and their outputs under ``output`` (sorted by key)."""
-    import medden.io as mio
-    from medden.io.atomic import is_temporary, safe_join
-
     src, out = Path(input_path), Path(output)
     if not src.exists():
         raise UsageError(f"input not found: {src}")
@@ -197,8 +199,6 @@ class Manifest:
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         """``manifest.jsonl`` as one record per unit: the last of each, sorted by key."""
-        from medden.io.atomic import atomic_path
-
         last: dict[str, dict[str, Any]] = {}
         for row in sorted(rows, key=lambda r: r.get("time", 0)):
             if row.get("key", "_shard") != "_shard":
@@ -229,163 +229,6 @@ class Manifest:
 # --------------------------------------------------------------------------------------------
 # one unit
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Options:
-    """How to denoise (see :func:`run_batch`)."""
-
-    mode: str | None = None
-    axis: int = -1
-    noise_level: str | float | None = "auto"
-    batch_size: int = 8
-    overlap: float = 0.25
-    roi_size: int = 64
-    context: int | None = None
-    intensity: str | None = None
-    figures: bool = False
-
-
-def _scaled_sigma(arr01: np.ndarray, noise_level: str | float | None, modality: str | None) -> float | None:
-    """σ on the [0, 1] scale: given, or estimated from the scaled data (``auto``, the default)."""
-    if noise_level not in (None, "auto"):
-        return float(noise_level)
-    from medden.noise import estimate_noise
-
-    if modality == "MR" and arr01.ndim >= 3:
-        with contextlib.suppress(ValueError):
-            return float(estimate_noise(arr01, "rician").sigma)
-    return float(estimate_noise(arr01, "gaussian").sigma)
-
-
-LAYOUTS = ("image", "volume", "color_volume")
-
-
-def layout_of(kind: str, array: np.ndarray) -> str:
-    """How :func:`denoise_array` reads an array of a loaded ``kind``: a 2D image ``(C, H, W)``, a
-    volume ``(X, Y, Z[, T])`` (NIfTI, gray DICOM) or a color DICOM volume ``(X, Y, Z, 3)``."""
-    if kind == "image":
-        return "image"
-    if kind == "dicom" and array.ndim == 4:
-        return "color_volume"
-    return "volume"
-
-
-def check_mode(model: Any, mode: str | None) -> str:
-    """The mode to use with ``model`` (its own by default); a usage error when they do not fit."""
-    mode = mode or model.default_mode
-    if mode not in MODES:
-        raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if mode == "3d" and model.spatial_dims != 3:
-        raise UsageError(f"--mode 3d needs a 3D model; {model.name} is 2D")
-    if mode in ("2d", "2.5d") and model.spatial_dims != 2:
-        raise UsageError(f"{model.name} is a 3D model: use --mode 3d")
-    if mode == "2.5d":
-        context_for(model, None)
-    return mode
-
-
-def context_for(model: Any, context: int | None) -> int:
-    """Neighbouring slices on each side in 2.5D mode: those the net was trained with (its input
-    channels are ``2·context + 1``); a usage error for a model that does not take slice stacks."""
-    want = model.in_channels
-    if want is None or want < 3 or want % 2 == 0:
-        raise UsageError(
-            f"--mode 2.5d needs a net trained on 2k+1 neighbouring slices as channels; "
-            f"{model.name} takes {want or 'any number of'} channel(s): use --mode 2d"
-        )
-    if context is not None and 2 * context + 1 != want:
-        raise UsageError(f"{model.name} takes {want} slices as channels, not 2*{context}+1")
-    return (want - 1) // 2
-
-
-def denoise_array(
-    model: Any,
-    array: np.ndarray,
-    layout: str,
-    options: Options,
-    modality: str | None = None,
-    progress: Any = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Denoise one image or volume in its own units; return the result and what was measured.
-
-    ``layout`` (see :func:`layout_of`): ``image`` ``(C, H, W)``; ``volume`` ``(X, Y, Z)``, or
-    ``(X, Y, Z, T)`` with each volume of the series denoised separately, or ``(X, Y)`` (a one-slice
-    volume); ``color_volume`` ``(X, Y, Z, 3)``.
-    """
-    from medden.inferers import IntensityScaler, infer
-
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
-    arr = np.asarray(array)
-    if layout == "volume" and arr.ndim == 2:
-        return denoise_array(model, arr[None], "image", options, modality, progress)[0][0], {}
-    if layout == "volume" and arr.ndim == 4:
-        outs, infos = zip(
-            *(
-                denoise_array(model, arr[..., t], "volume", options, modality, progress)
-                for t in range(arr.shape[-1])
-            )
-        )
-        return np.stack(outs, axis=-1), {**infos[0], "clipped": sum(i["clipped"] for i in infos)}
-    is_volume = layout != "image"
-    color_volume = layout == "color_volume"
-    chw = channel_first(arr, layout)
-    mode = check_mode(model, options.mode)
-    if not is_volume and mode != "2d":
-        raise UsageError(f"--mode {mode} needs a volume; this input is a 2D image")
-    scaler = IntensityScaler.fit(chw, mode=options.intensity or model.intensity)
-    x = scaler.forward(chw.astype(np.float32))
-    sigma = _scaled_sigma(x, options.noise_level, modality) if model.noise_aware else None
-    if options.noise_level not in (None, "auto") and not model.noise_aware:
-        sigma = float(options.noise_level)  # baselines that use it, nets that ignore it
-    channels = chw.shape[0]
-    want = model.in_channels
-    if want is None or want == channels or mode == "2.5d":
-        groups = [x]
-    elif want == 1:
-        groups = [x[c : c + 1] for c in range(channels)]  # a gray model on each channel
-    else:
-        raise UsageError(f"{model.name} takes {want}-channel input; this input has {channels}")
-    roi = (options.roi_size,) * (chw.ndim - 1)
-    outs = [
-        infer(
-            model.fn,
-            g,
-            mode=mode,
-            axis=options.axis,
-            batch_size=options.batch_size,
-            sigma=sigma,
-            roi_size=roi,
-            overlap=options.overlap,
-            context=context_for(model, options.context) if mode == "2.5d" else 0,
-            progress=progress,
-        ).numpy()
-        for g in groups
-    ]
-    y = np.concatenate(outs, axis=0)
-    result = scaler.inverse(y.astype(np.float64), chw)
-    result = np.moveaxis(result, 0, -1) if color_volume else (result[0] if is_volume else result)
-    return result, {"clipped": int(scaler.clipped), "sigma": sigma, "mode": mode}
-
-
-def channel_first(array: np.ndarray, layout: str) -> np.ndarray:
-    """An array of ``layout`` as the channel-first ``(C, ...)`` array the denoisers take; a series of
-    volumes ``(X, Y, Z, T)`` gives its first volume."""
-    a = np.asarray(array)
-    if layout == "color_volume":
-        return np.moveaxis(a, -1, 0)
-    if layout == "volume":
-        return (a[..., 0] if a.ndim == 4 else a)[None]
-    return a
-
-
-def work_size(layout: str, shape: tuple[int, ...], mode: str, axis: int) -> int:
-    """Progress steps of one unit: its slices (2D modes on volumes), else 1 per volume."""
-    if layout == "image" or len(shape) < 3:
-        return 1
-    per_volume = shape[axis % 3] if mode != "3d" else 1
-    return per_volume * (shape[3] if layout == "volume" and len(shape) == 4 else 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,14 +285,10 @@ def _versions() -> dict[str, str]:
     import monai
     import torch
 
-    from medden import __version__
-
     return {"medden": __version__, "torch": torch.__version__, "monai": monai.__version__}
 
 
 def _write_provenance(path: Path, record: dict[str, Any]) -> None:
-    from medden.io.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
 
@@ -457,6 +296,169 @@ def _write_provenance(path: Path, record: dict[str, Any]) -> None:
 def provenance_path(output: Path) -> Path:
     """Where a unit's provenance JSON goes: beside the output (``<name>.provenance.json``)."""
     return output.with_name(output.name + ".provenance.json")
+
+
+@dataclass
+class UnitRecord:
+    """What happened to one unit: one line of the manifest.
+
+    Attributes:
+        key, input, output, kind, label: the unit (see :class:`Unit`); no patient data.
+        status: ``started``, ``done``, ``skipped`` or ``failed``.
+        error: one line, for ``failed`` (and for ``skipped`` non-image objects).
+        seconds: wall time of the unit; ``phases``: seconds reading, denoising and writing.
+        measured: what the unit's processing measured (noise level, values clipped, non-finite values,
+            files of the series that could not be read).
+        foreign_output: the output existed and no earlier run of this batch wrote it (stays protected).
+    """
+
+    key: str
+    input: str
+    output: str | None
+    kind: str
+    label: str
+    status: str
+    error: str | None = None
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    measured: dict[str, Any] = field(default_factory=dict)
+    foreign_output: bool = False
+
+    @classmethod
+    def of(cls, unit: Unit, status: str, error: str | None = None, **fields: Any) -> UnitRecord:
+        source = unit.source if isinstance(unit.source, Path) else unit.source.folder
+        output = str(unit.output) if unit.kind != "bad" else None
+        return cls(unit.key, str(source), output, unit.kind, unit.label, status, error, **fields)
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "key": self.key,
+            "input": self.input,
+            "output": self.output,
+            "kind": self.kind,
+            "label": self.label,
+            "status": self.status,
+        }
+        if self.status != "started":
+            row.update(error=self.error, seconds=self.seconds, **self.phases, **self.measured)
+        if self.foreign_output:
+            row["foreign_output"] = True
+        return {**row, "time": time.time()}
+
+
+#: what :func:`plan` decides for a unit
+ACTIONS = ("record_bad", "skip_done", "refuse_foreign", "process")
+
+
+def plan(unit: Unit, last: dict[str, Any] | None, output_exists: bool, overwrite: bool) -> str:
+    """What to do with ``unit`` given its last manifest record and whether its output exists (pure).
+
+    ``record_bad``: a file found unusable (its status is recorded); ``skip_done``: an earlier run of
+    this batch finished it; ``refuse_foreign``: its output exists and no run of this batch wrote it;
+    ``process``: denoise it.
+    """
+    if unit.kind == "bad":
+        return "record_bad"
+    ours = bool(last) and not last.get("foreign_output")  # an earlier run of this batch wrote it
+    if not overwrite and ours and last.get("status") in ("done", "skipped") and output_exists:
+        return "skip_done"
+    if output_exists and not overwrite and not ours:
+        return "refuse_foreign"
+    return "process"
+
+
+FOREIGN = "output exists and is not from an earlier run of this batch (use --overwrite)"
+
+
+@dataclass
+class _Batch:
+    """What every unit of a batch shares."""
+
+    model: Any
+    options: Options
+    out: Path
+    versions: dict[str, str]
+    command: str
+    quiet: bool
+    loader: IsolatedLoader
+
+
+def process_unit(unit: Unit, batch: _Batch) -> UnitRecord:
+    """Read, denoise and write one unit; never raises for anything but an interrupt.
+
+    Whatever goes wrong inside (an unreadable file, a unit that does not fit the options, a decoder
+    that panics or crashes its worker process) fails this unit with a one-line reason.
+    """
+    t0 = time.perf_counter()
+    try:
+        return _process(unit, batch, t0)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # a decoder panic (pyo3 PanicException) is not an Exception
+        text = " ".join(str(exc).split())[:400] or type(exc).__name__
+        name = type(exc).__name__
+        return UnitRecord.of(unit, "failed", f"{name}: {text}", seconds=round(time.perf_counter() - t0, 3))
+
+
+def _process(unit: Unit, batch: _Batch, t0: float) -> UnitRecord:
+    model, options = batch.model, batch.options
+    loaded = batch.loader.load(unit.source)  # in a worker process: a crashing decoder fails this unit only
+    t_read = time.perf_counter()
+    modality = loaded.meta.get("modality") if unit.kind == "dicom" else None
+    modality = modality or ("MR" if unit.kind == "nifti" else None)
+    layout = layout_of(loaded.kind, loaded.array)
+    mode = options.mode or model.default_mode
+    with _progress(work_size(layout, loaded.shape, mode, options.axis), batch.quiet, "slices", 1) as ubar:
+        denoised, info = predict(
+            model, loaded.array, layout, options, modality=modality, progress=ubar.update
+        )
+    t_denoise = time.perf_counter()
+    processing = f"medden denoise {model.name} sha256={model.sha256 or 'none'} mode={info['mode']}"
+    with count_clipped() as on_write:
+        written = Path(
+            mio.save(
+                loaded, denoised, unit.output, description=f"denoised {model.name}", processing=processing
+            )
+        )
+    intensity = options.intensity or model.intensity
+    if options.figures:
+        title = f"{unit.label}: {model.name}"
+        save_panels(figure_path(batch.out, unit.output), loaded.array, denoised, layout, title, intensity)
+    t_write = time.perf_counter()
+    measured = {
+        "noise_level": info["sigma"],
+        "clipped": info["clipped"],
+        "clipped_on_write": on_write.clipped,
+        "nonfinite": info.get("nonfinite", 0),
+    }
+    if loaded.meta.get("missing_files"):
+        measured["missing_files"] = loaded.meta["missing_files"]
+    record = UnitRecord.of(
+        unit,
+        "done",
+        seconds=round(t_write - t0, 3),
+        phases={
+            "seconds_read": round(t_read - t0, 3),
+            "seconds_denoise": round(t_denoise - t_read, 3),
+            "seconds_write": round(t_write - t_denoise, 3),
+        },
+        measured=measured,
+    )
+    record.output = str(written)
+    provenance = {
+        **model.provenance(),
+        **batch.versions,
+        "mode": info["mode"],
+        "axis": options.axis,
+        "intensity": intensity,
+        "clipped_for_denoiser": info["clipped"],
+        "input": record.input,
+        "command": batch.command,
+        "seconds": record.seconds,
+        **{k: v for k, v in measured.items() if k != "clipped"},
+    }
+    _write_provenance(provenance_path(written), provenance)
+    return record
 
 
 def run_batch(
@@ -470,11 +472,11 @@ def run_batch(
     quiet: bool = False,
     command: str | None = None,
 ) -> BatchResult:
-    """Denoise every unit under ``input_path`` into ``output`` (see the module docstring)."""
-    import medden.io as mio
+    """Denoise every unit under ``input_path`` into ``output`` (see the module docstring).
 
-    options = options or Options()
-    intensity = options.intensity or model.intensity  # as denoise_array resolves it: for the records
+    One run at a time per OUTPUT (per shard): :func:`medden.io.atomic.output_lock`.
+    """
+    options = (options or Options()).validate()
     src, out = Path(input_path), Path(output)
     check_paths(src, out)
     check_mode(model, options.mode)
@@ -484,209 +486,73 @@ def run_batch(
     result = BatchResult()
     if dry_run:
         for u in units:
-            state = u.error or f"-> {u.output}"
-            print(f"{u.kind:6} {u.label}: {state}")
+            print(f"{u.kind:6} {u.label}: {u.error or f'-> {u.output}'}")
         return result
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(out, shard)
-    result.manifest = manifest.path
-    versions = _versions()
-    total_slices = len(units)
-    bar = _progress(total_slices, quiet, "units")
-    for unit in units:
-        t0 = time.perf_counter()
-        record: dict[str, Any] = {
-            "key": unit.key,
-            "input": str(unit.source if isinstance(unit.source, Path) else unit.source.folder),
-            "output": str(unit.output) if unit.kind != "bad" else None,
-            "kind": unit.kind,
-            "label": unit.label,
-        }
-        if unit.kind == "bad":
-            status = unit.bad_status
-            manifest.write(
-                {**record, "status": status, "error": unit.error, "seconds": 0.0, "time": time.time()}
-            )
-            _count(result, status)
-            _log(quiet, f"{status}: {unit.label}: {unit.error}")
-            bar.update(1)
-            continue
-        last = manifest.last(unit.key)
-        exists = unit.output.exists()
-        ours = bool(last) and not last.get("foreign_output")  # an earlier run of this batch wrote it
-        if not overwrite and ours and last.get("status") in ("done", "skipped") and exists:
-            manifest.write(
-                {**record, "status": "skipped", "error": None, "seconds": 0.0, "time": time.time()}
-            )
-            result.skipped += 1
-            bar.update(1)
-            continue
-        if exists and not overwrite and not ours:
-            msg = "output exists and is not from an earlier run of this batch (use --overwrite)"
-            manifest.write(
-                {
-                    **record,
-                    "status": "failed",
-                    "error": msg,
-                    "seconds": 0.0,
-                    "time": time.time(),
-                    "foreign_output": True,  # stays protected on the next run too
-                }
-            )
-            result.failed += 1
-            _log(quiet, f"failed: {unit.label}: {msg}")
-            bar.update(1)
-            continue
-        manifest.write({**record, "status": "started", "time": time.time()})
-        try:
-            loaded = mio.load(unit.source)
-            t_read = time.perf_counter()
-            modality = loaded.meta.get("modality") if unit.kind == "dicom" else None
-            modality = modality or ("MR" if unit.kind == "nifti" else None)
-            layout = layout_of(loaded.kind, loaded.array)
-            mode = options.mode or model.default_mode
-            with _progress(work_size(layout, loaded.shape, mode, options.axis), quiet, "slices", 1) as ubar:
-                denoised, info = denoise_array(
-                    model, loaded.array, layout, options, modality=modality, progress=ubar.update
-                )
-            t_denoise = time.perf_counter()
-            processing = f"medden denoise {model.name} sha256={model.sha256 or 'none'} mode={info['mode']}"
-            with count_clipped() as on_write:
-                written = Path(
-                    mio.save(
-                        loaded,
-                        denoised,
-                        unit.output,
-                        description=f"denoised {model.name}",
-                        processing=processing,
-                    )
-                )
-            if options.figures:
-                save_panels(
-                    figure_path(out, unit.output),
-                    loaded.array,
-                    denoised,
-                    layout,
-                    title=f"{unit.label}: {model.name}",
-                    intensity=intensity,
-                )
-            t_write = time.perf_counter()
-            seconds = round(t_write - t0, 3)
-            phases = {
-                "seconds_read": round(t_read - t0, 3),
-                "seconds_denoise": round(t_denoise - t_read, 3),
-                "seconds_write": round(t_write - t_denoise, 3),
-            }
-            _write_provenance(
-                provenance_path(written),
-                {
-                    **model.provenance(),
-                    **versions,
-                    "mode": info["mode"],
-                    "axis": options.axis,
-                    "noise_level": info["sigma"],
-                    "intensity": intensity,
-                    "clipped_for_denoiser": info["clipped"],
-                    "clipped_on_write": on_write.clipped,
-                    "input": record["input"],
-                    "command": command or " ".join(sys.argv),
-                    "seconds": seconds,
-                },
-            )
-            manifest.write(
-                {
-                    **record,
-                    "output": str(written),
-                    "status": "done",
-                    "error": None,
-                    "seconds": seconds,
-                    **phases,
-                    "noise_level": info["sigma"],
-                    "clipped": info["clipped"],
-                    "clipped_on_write": on_write.clipped,
-                    "time": time.time(),
-                }
-            )
-            result.done += 1
-            clip_note = f", {on_write.clipped} value(s) clipped on write" if on_write.clipped else ""
-            _log(quiet, f"done: {unit.label} ({seconds:.1f} s{clip_note})")
-        except (MeddenError, ValueError, OSError, RuntimeError, MemoryError) as exc:
-            # one unit's problem (unreadable, or not fit for the options: a 2D image in 3D mode...)
-            # fails that unit; the batch goes on
-            msg = " ".join(str(exc).split())[:400] or type(exc).__name__
-            manifest.write(
-                {
-                    **record,
-                    "status": "failed",
-                    "error": f"{type(exc).__name__}: {msg}",
-                    "seconds": round(time.perf_counter() - t0, 3),
-                    "time": time.time(),
-                }
-            )
-            result.failed += 1
-            _log(quiet, f"failed: {unit.label}: {msg}")
-        bar.update(1)
-    bar.close()
-    if shard and shard[1] > 1:
-        manifest.write({"key": "_shard", "status": "complete", "time": time.time()})
-        if manifest.merge():
+    make_output_folder(out)
+    lock_name = (
+        ".medden.lock" if not shard or shard[1] == 1 else f".medden-shard-{shard[0]}-of-{shard[1]}.lock"
+    )
+    with output_lock(out / lock_name), IsolatedLoader() as loader:
+        batch = _Batch(model, options, out, _versions(), command or " ".join(sys.argv), quiet, loader)
+        manifest = Manifest(out, shard)
+        result.manifest = manifest.path
+        with _progress(len(units), quiet, "units") as bar:
+            for unit in units:
+                record = _run_unit(unit, manifest, overwrite, batch)
+                _count(result, record.status)
+                if record.status == "failed" or unit.kind == "bad":
+                    _log(quiet, f"{record.status}: {unit.label}: {record.error}")
+                elif record.status == "done":
+                    _log(quiet, f"done: {unit.label} ({record.seconds:.1f} s{_notes(record.measured)})")
+                bar.update(1)
+        if shard and shard[1] > 1:
+            manifest.write({"key": "_shard", "status": "complete", "time": time.time()})
+            if manifest.merge():
+                remove_temporaries(out)
+        else:
+            manifest.compact()
             remove_temporaries(out)
-    else:
-        manifest.compact()
-        remove_temporaries(out)
     return result
+
+
+def _run_unit(unit: Unit, manifest: Manifest, overwrite: bool, batch: _Batch) -> UnitRecord:
+    """Plan, process and record one unit."""
+    action = plan(unit, manifest.last(unit.key), unit.output.exists(), overwrite)
+    if action == "record_bad":
+        record = UnitRecord.of(unit, unit.bad_status, unit.error)
+    elif action == "skip_done":
+        record = UnitRecord.of(unit, "skipped")
+    elif action == "refuse_foreign":
+        record = UnitRecord.of(unit, "failed", FOREIGN, foreign_output=True)
+    else:
+        manifest.write(UnitRecord.of(unit, "started").to_json())
+        record = process_unit(unit, batch)
+    manifest.write(record.to_json())
+    return record
+
+
+def make_output_folder(out: Path) -> None:
+    """Create OUTPUT (and its parents), or a one-line usage error saying why it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".medden-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to OUTPUT {out}: {exc.strerror or type(exc).__name__}") from None
 
 
 def figure_path(out: Path, unit_output: Path) -> Path:
     """Where the figure of a unit goes: ``OUT/figures/`` mirroring the unit's output path, as PNG."""
-    rel = unit_output.relative_to(out)
+    out = out.resolve()
+    rel = unit_output.resolve().relative_to(out)
     return out / "figures" / rel.parent / (rel.name.split(".")[0] + ".figure.png")
-
-
-def save_panels(
-    path: Path, noisy: np.ndarray, denoised: np.ndarray, layout: str, title: str, intensity: str = "minmax"
-) -> None:
-    """The three-panel figure of a denoised unit: input, output and ``|input − output|`` (``hot``: what
-    was removed), both images on the input's [0, 1] scale; volumes show their middle axial slice.
-    Written atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from medden.inferers import IntensityScaler
-    from medden.io.atomic import atomic_path
-    from medden.workflows.evaluate import display_plane
-
-    x, y = channel_first(noisy, layout), channel_first(denoised, layout)
-    scaler = IntensityScaler.fit(x, mode=intensity)
-    xs, ys = (np.asarray(scaler.forward(a.astype(np.float64)), dtype=np.float32) for a in (x, y))
-    rotate = layout != "image"
-    diff = display_plane(np.abs(xs - ys), rotate)
-    diff = diff.max(axis=-1) if diff.ndim == 3 else diff
-    fig = Figure(figsize=(9.0, 3.4))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
-    gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
-    axes[0].imshow(display_plane(xs, rotate), **gray)
-    axes[0].set_title("input", fontsize=9)
-    axes[1].imshow(display_plane(ys, rotate), **gray)
-    axes[1].set_title("denoised", fontsize=9)
-    im = axes[2].imshow(diff, cmap="hot", vmin=0.0, vmax=max(float(np.percentile(diff, 99.5)), 1e-3))
-    axes[2].set_title("|input − denoised|", fontsize=9)
-    for ax in axes:
-        ax.axis("off")
-    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
-    fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
 
 
 def remove_temporaries(out: Path) -> int:
     """Remove what an interrupted run (``kill -9``) left half-written under ``out``: the
     ``.medden-tmp-*`` files and folders of :mod:`medden.io.atomic`. Returns how many were removed."""
     import shutil
-
-    from medden.io.atomic import is_temporary
 
     found = [  # the outermost temporaries only: what is inside a temporary folder goes with it
         p
@@ -699,6 +565,20 @@ def remove_temporaries(out: Path) -> int:
         else:
             p.unlink(missing_ok=True)
     return len(found)
+
+
+def _notes(measured: dict[str, Any]) -> str:
+    """What a done unit's log line adds: values clipped on writing, non-finite values, missing files."""
+    notes = [
+        f"{measured[key]} {what}"
+        for key, what in (
+            ("clipped_on_write", "value(s) clipped on write"),
+            ("nonfinite", "non-finite value(s) kept as they were"),
+            ("missing_files", "file(s) of the series unreadable"),
+        )
+        if measured.get(key)
+    ]
+    return "".join(f", {n}" for n in notes)
 
 
 def _count(result: BatchResult, status: str) -> None:
@@ -769,21 +649,17 @@ def denoise(
     resolved = _resolve_for_api(model, checkpoint, bundle, device)
     options = Options(mode=mode, axis=axis, noise_level=noise_level, batch_size=batch_size)
     if isinstance(data, (str, os.PathLike)):
-        import medden.io as mio
-
         loaded = mio.load(data)
-        out, _ = denoise_array(resolved, loaded.array, layout_of(loaded.kind, loaded.array), options)
+        out, _ = predict(resolved, loaded.array, layout_of(loaded.kind, loaded.array), options)
         return out
     if hasattr(data, "detach"):  # torch tensor or MetaTensor, channel-first
         import torch
 
         arr = data.detach().cpu().numpy()
         if arr.ndim == 4:  # (C, X, Y, Z): each channel a volume
-            res = np.stack(
-                [denoise_array(resolved, arr[c], "volume", options)[0] for c in range(arr.shape[0])]
-            )
+            res = np.stack([predict(resolved, arr[c], "volume", options)[0] for c in range(arr.shape[0])])
         else:
-            res, _ = denoise_array(resolved, arr, "image", options)
+            res, _ = predict(resolved, arr, "image", options)
         tensor = torch.as_tensor(res, dtype=data.dtype if data.is_floating_point() else torch.float32)
         if hasattr(data, "meta"):
             from monai.data import MetaTensor
@@ -792,34 +668,23 @@ def denoise(
         return tensor.to(data.device)
     arr = np.asarray(data)
     if arr.ndim == 2:
-        res, _ = denoise_array(resolved, arr[None], "image", options)
+        res, _ = predict(resolved, arr[None], "image", options)
         return res[0].astype(arr.dtype if arr.dtype.kind == "f" else np.float64)
     if arr.ndim == 3:
-        res, _ = denoise_array(resolved, arr, "volume", options)
+        res, _ = predict(resolved, arr, "volume", options)
         return res.astype(arr.dtype if arr.dtype.kind == "f" else np.float64)
     raise UsageError(f"denoise takes (H, W) or (X, Y, Z) arrays, got shape {arr.shape}")
 
 
-def _resolve_for_api(model: Any, checkpoint: Any, bundle: Any, device: str) -> Any:
-    from medden.workflows.models import ResolvedModel, resolve
-
-    if isinstance(model, ResolvedModel):
+def _resolve_for_api(model: Any, checkpoint: Any, bundle: Any, device: str) -> LoadedModel:
+    if isinstance(model, LoadedModel):
         return model
     if bundle is not None:
-        return resolve(bundle=bundle, device=device)
+        return load_model(bundle=bundle, device=device)
     if checkpoint is not None:
-        return resolve(checkpoint=checkpoint, net=model if isinstance(model, str) else None, device=device)
+        return load_model(checkpoint=checkpoint, net=model if isinstance(model, str) else None, device=device)
     if isinstance(model, str):
-        return resolve(model=model, device=device)
+        return load_model(model=model, device=device)
     if callable(model):  # any fn(x, sigma=None) on (B, C, ...) tensors
-        dims = int(getattr(model, "spatial_dims", 2))
-        return ResolvedModel(
-            name=type(model).__name__,
-            fn=model,
-            spatial_dims=dims,
-            in_channels=getattr(model, "in_channels", None),
-            noise_aware=bool(getattr(model, "noise_aware", False)),
-            kind="callable",
-            default_mode="3d" if dims == 3 else "2d",
-        )
+        return LoadedModel.of_callable(model)
     raise UsageError(f"model must be a name, a resolved model or a denoiser, not {type(model).__name__}")

@@ -8,7 +8,7 @@ compares each method with a reference method on the same images (:func:`medden.m
 mean difference, 95 % confidence interval, paired t-test and Wilcoxon signed-rank p-values, as in
 Table 3 of the HMAD-Net paper).
 
-Data come from the training data code (:mod:`medden.engine.trainer`, :mod:`medden.data.datasets`):
+Data come from the data sources (:mod:`medden.data.sources`, :mod:`medden.data.datasets`):
 the offline sources' held-out split (``test`` by default) or a user folder (all of it by default), at
 most ``max_images`` images chosen evenly through the split; a folder of noisy/clean pairs
 (``low/`` + ``high/``, ``noisy/`` + ``clean/``) is evaluated as it is (``noise="none"``). The noise is
@@ -33,7 +33,6 @@ import dataclasses
 import datetime
 import json
 import math
-import os
 import platform
 import time
 from collections.abc import Sequence
@@ -43,14 +42,23 @@ from typing import Any
 
 import numpy as np
 
+from medden import baselines, checkpoints, nets
+from medden.bundle_format import available_bundles
+from medden.data import datasets as ds
+from medden.data import sources
+from medden.data.sources import MIN_SIDE_3D
+from medden.denoiser import LoadedModel
 from medden.errors import UsageError
-from medden.workflows.models import available_bundles
+from medden.io.atomic import atomic_path
+from medden.loading import load_model
+from medden.metrics import image_scores, paired_stats
+from medden.noise import SIGMA_KINDS
+from medden.workflows.figures import NOISY, save_figure
+from medden.workflows.noise import KINDS, check_level
+from medden.workflows.predict import Options, predict
 
 METRICS = ("psnr", "ssim", "psnr_fg", "ssim_fg")
 SIGMA_MODES = ("true", "estimate")
-NOISY = "noisy"
-#: noise kinds whose level on [0, 1] data is the σ the Gaussian denoisers take
-SIGMA_KINDS = ("rician", "gaussian")
 _VERSIONED = ("medden", "numpy", "scipy", "scikit-image", "torch", "monai", "bm3d", "bm4d", "matplotlib")
 
 
@@ -79,6 +87,8 @@ class EvalConfig:
         method_kwargs: per method label, keyword arguments of the baseline (or of the net's constructor).
         foreground_threshold: foreground = clean image above this fraction of its maximum.
         figures: write the figures.
+        save_outputs: also write each noisy input and each method's output as
+            ``outputs/<method>/<level>/<image>.npy`` (``noisy`` is the input).
         device: torch device of the nets (``cpu`` when None).
         progress: show a progress bar.
     """
@@ -99,6 +109,7 @@ class EvalConfig:
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     foreground_threshold: float = 0.1
     figures: bool = True
+    save_outputs: bool = False
     device: str | None = None
     progress: bool = True
 
@@ -108,15 +119,22 @@ class EvalConfig:
 
 @dataclass
 class Method:
-    """One method under evaluation: its label, how it is called, and what it is (for the report)."""
+    """One method under evaluation: its label, what it is, and the loaded model (for the report).
+
+    ``model`` is what :func:`medden.loading.load_model` gives (the same loading as ``medden denoise``),
+    run through :func:`medden.workflows.predict.predict` (the same path).
+    """
 
     label: str
-    kind: str  # "noisy", "baseline" or "net"
+    kind: str  # "noisy", "baseline", "bundle" or "net"
     name: str
     weights: str | None = None
-    fn: Any = None
-    noise_aware: bool = False
+    model: LoadedModel | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def noise_aware(self) -> bool:
+        return bool(self.model and self.model.noise_aware)
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -134,9 +152,8 @@ def parse_levels(text: str) -> tuple[float, ...]:
 
 
 def parse_methods(specs: Sequence[str]) -> list[Method]:
-    """Methods from ``name`` / ``NAME=WEIGHTS`` strings (checked, nothing loaded yet)."""
-    from medden import baselines
-
+    """Methods from ``name`` / ``NAME=WEIGHTS`` / ``NAME=BUNDLE_FOLDER`` strings (checked, nothing loaded
+    yet): a baseline, ``noisy``, a bundle by name or folder, or a registered net and its weights file."""
     methods: list[Method] = []
     labels: set[str] = set()
     for raw in specs:
@@ -145,9 +162,12 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
             continue
         if "=" in text:
             name, path = (p.strip() for p in text.split("=", 1))
-            if not Path(path).is_file():
+            if (Path(path) / "configs" / "inference.json").is_file():
+                method = bundle_method(name, Path(path))
+            elif not Path(path).is_file():
                 raise UsageError(f"weights file not found: {path}")
-            method = Method(label=name, kind="net", name=name, weights=path)
+            else:
+                method = Method(label=name, kind="net", name=name, weights=path)
         elif text == NOISY:
             method = Method(label=NOISY, kind="noisy", name=NOISY)
         elif text in baselines.available():
@@ -172,76 +192,33 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
 
 
 def bundle_method(name: str, root: Path) -> Method:
-    """A bundle as a method: its net and its checksummed weights, labelled by the bundle's name."""
-    from medden import checkpoints
-    from medden.bundle import WEIGHTS, read_metadata
-
-    weights = root / WEIGHTS
-    if not weights.is_file():
-        raise UsageError(f"bundle {name} has no weights ({weights} is missing)")
-    checkpoints.verify_sha256(weights, read_metadata(root).get("medden", {}).get("weights_sha256"))
-    net = checkpoints.read_metadata(weights).get("net")
-    if not net:
-        raise UsageError(f"bundle {name}: {weights} does not name its net")
-    return Method(label=name, kind="net", name=str(net), weights=str(weights))
-
-
-def _net_names() -> list[str]:
-    try:
-        from medden import nets
-    except ImportError as exc:  # pragma: no cover - the package is part of medden
-        raise UsageError(f"the nets cannot be imported ({exc})") from None
-    return nets.available()
-
-
-def _train_config(cfg: EvalConfig) -> Any:
-    """The training configuration whose data code gives this evaluation's images and levels."""
-    from medden.engine.trainer import TrainConfig
-
-    return TrainConfig(
-        net="",
-        out_dir=cfg.out_dir,
-        data=cfg.data,
-        axis=cfg.axis,
-        spatial_dims=cfg.spatial_dims,
-        noise=None if cfg.noise == "none" else cfg.noise,
-        absolute=cfg.absolute,
-        val_levels=cfg.levels,
-    )
+    """A bundle as a method, labelled by the bundle's name (loaded, checksum checked, by :meth:`load`)."""
+    return Method(label=name, kind="bundle", name=name, weights=str(root))
 
 
 def check_config(cfg: EvalConfig) -> list[Method]:
     """Validate everything before any work; return the parsed methods (:class:`UsageError` if bad)."""
-    from medden.data.datasets import SPLITS
-    from medden.engine.trainer import DATA_SOURCES
-    from medden.workflows.noise import KINDS, check_level
-
     methods = parse_methods(cfg.methods)
-    nets = [m for m in methods if m.kind == "net"]
-    if nets:
-        available = _net_names()
-        for m in nets:
-            if m.name not in available:
-                raise UsageError(
-                    f"unknown net {m.name!r} in {m.name}={m.weights}; available: {', '.join(available)}"
-                )
+    available = nets.available()
+    for m in methods:  # bundles are checked when loaded
+        if m.kind == "net" and m.name not in available:
+            raise UsageError(
+                f"unknown net {m.name!r} in {m.name}={m.weights}; available: {', '.join(available)}"
+            )
     labels = [m.label for m in methods]
     for label in cfg.method_kwargs:
         if label not in labels:
             raise UsageError(f"--method-kwargs names {label!r}, which is not one of the methods")
     for m in methods:
-        if m.kind != "net":  # cheap to build: bad arguments are found before any work
+        if m.kind in ("noisy", "baseline"):  # cheap to build: bad arguments are found before any work
             _load_method(m, cfg, channels=0)
     if cfg.reference is not None and cfg.reference not in labels:
         raise UsageError(f"--reference {cfg.reference!r} is not one of the methods ({', '.join(labels)})")
-    if cfg.data not in DATA_SOURCES and not Path(cfg.data).exists():
-        raise UsageError(
-            f"data {cfg.data!r} is neither one of {', '.join(DATA_SOURCES)} nor an existing path"
-        )
+    sources.check_data(cfg.data)
     if cfg.noise != "none" and cfg.noise not in KINDS:
         raise UsageError(f"unknown noise kind {cfg.noise!r}; choose from {', '.join(KINDS)}, or none")
     if cfg.absolute and cfg.noise not in SIGMA_KINDS:
-        raise UsageError("--absolute applies to rician and gaussian noise only")
+        raise UsageError(f"--absolute applies to {' and '.join(SIGMA_KINDS)} noise only")
     for level in cfg.levels or ():
         if cfg.noise == "none":
             raise UsageError("--levels has no meaning with --noise none (the data hold their own noise)")
@@ -250,10 +227,10 @@ def check_config(cfg: EvalConfig) -> list[Method]:
                 raise UsageError(f"--levels: an absolute σ must be in (0, 1], got {level:g}")
         else:
             check_level(cfg.noise, level)
-    if cfg.split is not None and cfg.split not in (*SPLITS, "all"):
-        raise UsageError(f"--split must be one of {', '.join((*SPLITS, 'all'))}")
-    if cfg.split == "all" and cfg.data in DATA_SOURCES:
-        raise UsageError("--split all is for folders; the offline sources have train, val and test")
+    if cfg.split is not None and cfg.split not in sources.SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(sources.SPLITS)}")
+    if cfg.split is not None:
+        sources.check_split(cfg.data, cfg.split)
     if cfg.spatial_dims not in (2, 3):
         raise UsageError(f"--dims must be 2 or 3, not {cfg.spatial_dims}")
     if cfg.max_images is not None and cfg.max_images < 1:
@@ -280,21 +257,15 @@ def _spread(n: int, k: int | None) -> list[int]:
     return [int((j + 0.5) * n / k) for j in range(k)]
 
 
-#: smallest side of a volume in a 3D evaluation (the 7-voxel SSIM window)
-MIN_SIDE_3D = 7
-
-
 def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The fixed noisy/clean items (``image``, ``target``, ``sigma``, ``level``, ``index``) and a description.
 
-    Offline sources and folders go through the training data code (``medden.engine.trainer``); the
-    noise through :func:`medden.data.datasets.validation_items` with ``cfg.seed``.
+    The clean images are those the trainer uses (:func:`medden.data.sources.clean_sources`: offline
+    sources, ``realscans``, folders), the levels :func:`medden.data.sources.validation_levels`, the
+    noise :func:`medden.data.datasets.validation_items` with ``cfg.seed``. Sources that name their
+    images (``realscans``) list the chosen ones in the description's ``scans``.
     """
-    from medden.data import datasets as ds
-    from medden.engine import trainer
-
-    tcfg = _train_config(cfg)
-    if trainer._is_paired(tcfg):
+    if sources.is_paired(cfg.data):
         if cfg.noise != "none":
             raise UsageError(f"{cfg.data} holds noisy/clean pairs: use --noise none")
         pairs = ds.paired_folder(cfg.data)
@@ -303,11 +274,9 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
         return items, {"source": cfg.data, "split": "pairs", "available": len(pairs), "images": chosen}
     if cfg.noise == "none":
         raise UsageError(f"--noise none needs a folder of noisy/clean pairs; {cfg.data} is not one")
-    split = cfg.split or ("test" if cfg.data in trainer.DATA_SOURCES else "all")
-    if split == "all":
-        images = ds.folder_images(cfg.data, axis=cfg.axis, spatial_dims=cfg.spatial_dims)
-    else:
-        images = trainer._clean_sources(tcfg, split)
+    split = cfg.split or ("all" if Path(cfg.data).exists() else "test")
+    images = sources.clean_sources(cfg.data, split, axis=cfg.axis, spatial_dims=cfg.spatial_dims)
+    labels = getattr(images, "labels", None)
     skipped = []
     if cfg.spatial_dims == 3:  # a single slice (pydicom's MR_small) is no volume: SSIM needs a 7^3 window
         thin = [min(im.shape[1:]) < MIN_SIDE_3D for im in images]
@@ -317,13 +286,14 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
             if t
         ]
         images = [im for im, t in zip(images, thin, strict=True) if not t]
+        labels = [x for x, t in zip(labels, thin, strict=True) if not t] if labels is not None else None
     if not images:
         raise UsageError(
             f"no images in the {split} split of {cfg.data}"
             + (f" ({len(skipped)} too thin for 3D evaluation)" if skipped else "")
         )
     chosen = _spread(len(images), cfg.max_images)
-    levels = trainer._val_levels(tcfg)
+    levels = sources.validation_levels(cfg.noise, None, cfg.levels)
     items = ds.validation_items([images[i] for i in chosen], cfg.noise, levels, cfg.absolute, seed=cfg.seed)
     for k, item in enumerate(items):
         i, j = divmod(k, len(levels))
@@ -334,6 +304,7 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
         "available": len(images),
         "images": chosen,
         "levels": levels,
+        **({"scans": [labels[i] for i in chosen]} if labels is not None else {}),
         **({"skipped": skipped} if skipped else {}),
     }
 
@@ -346,55 +317,49 @@ def _level_label(level: float) -> str:
 
 
 def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
-    """Build the callable of ``m`` (a baseline, or a net with its weights)."""
+    """Load ``m`` through :func:`medden.loading.load_model` (a baseline with its ``method_kwargs``)."""
     kwargs = dict(cfg.method_kwargs.get(m.label, {}))
     if m.kind == "noisy":
         m.spec = {"label": m.label, "kind": "noisy"}
         return
     if m.kind == "baseline":
-        from medden import baselines
-
         try:
-            m.fn = baselines.get(m.name, **kwargs)
+            fn = baselines.get(m.name, **kwargs)
         except ValueError as exc:
             raise UsageError(f"{m.label}: {exc}") from None
-        m.noise_aware = bool(getattr(m.fn, "noise_aware", False))
-        m.spec = {"label": m.label, "kind": "baseline", **m.fn.config()}
+        m.model = LoadedModel.wrap(fn, m.name, "baseline", extra={"baseline_config": fn.config()})
+        m.spec = {"label": m.label, "kind": "baseline", **fn.config()}
         return
-    import torch
-
-    from medden import checkpoints
-
-    meta = checkpoints.read_metadata(m.weights)
-    if meta.get("net") and meta["net"] != m.name:
-        raise UsageError(f"{m.weights} holds weights of {meta['net']!r}, not {m.name!r}")
-    if not meta.get("net_kwargs"):  # a bare state dict: build the net for these data
-        kwargs = {
-            "spatial_dims": cfg.spatial_dims,
-            "in_channels": channels,
-            "out_channels": channels,
-            **kwargs,
-        }
-    try:
-        net = checkpoints.load_net(m.weights, net=m.name, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{m.label}: cannot build the net ({exc})") from None
-    net = net.to(torch.device(cfg.device or "cpu"))
-    if getattr(net, "in_channels", channels) != channels:
+    device = cfg.device or "cpu"
+    if m.kind == "bundle":
+        m.model = load_model(bundle=m.weights, device=device)
+        m.model.name = m.label
+    else:
+        meta = checkpoints.read_metadata(m.weights)
+        if meta.get("net") and meta["net"] != m.name:
+            raise UsageError(f"{m.weights} holds weights of {meta['net']!r}, not {m.name!r}")
+        if not meta.get("net_kwargs"):  # a bare state dict: build the net for these data
+            kwargs = {
+                "spatial_dims": cfg.spatial_dims,
+                "in_channels": channels,
+                "out_channels": channels,
+                **kwargs,
+            }
+        m.model = load_model(checkpoint=m.weights, net=m.name, device=device, net_kwargs=kwargs)
+    if m.model.in_channels not in (None, channels):
         raise UsageError(
-            f"{m.label} takes {net.in_channels}-channel images; the data have {channels} channels"
+            f"{m.label} takes {m.model.in_channels}-channel images; the data have {channels} channels"
         )
-    if getattr(net, "spatial_dims", 2) == 3 and cfg.spatial_dims == 2:
+    if m.model.spatial_dims == 3 and cfg.spatial_dims == 2:
         raise UsageError(f"{m.label} is a 3D net: evaluate it with --dims 3")
-    m.fn = net
-    m.noise_aware = bool(getattr(net, "noise_aware", False))
     m.spec = {
         "label": m.label,
         "kind": "net",
-        "name": m.name,
-        "weights": str(m.weights),
-        "sha256": checkpoints.sha256_file(m.weights),
-        "net_kwargs": meta.get("net_kwargs") or kwargs,
+        "name": m.model.extra.get("net", m.name),
+        **({"bundle": m.model.extra["bundle"]} if m.kind == "bundle" else {}),
+        "weights": str(m.model.weights),
+        "sha256": m.model.sha256,
+        "net_kwargs": m.model.extra.get("net_kwargs", kwargs),
         "noise_aware": m.noise_aware,
     }
 
@@ -408,38 +373,24 @@ def _sigma_for(m: Method, item: dict[str, Any], cfg: EvalConfig) -> float | None
     return float(item.get("level_value", item["sigma"]))  # for nets, the level as the trainer gave it
 
 
-def _run_method(m: Method, noisy: np.ndarray, sigma: float | None, cfg: EvalConfig) -> np.ndarray:
+def run_method(m: Method, noisy: np.ndarray, sigma: float | None, cfg: EvalConfig) -> np.ndarray:
+    """``m`` on one noisy item, through :func:`medden.workflows.predict.predict` as ``medden denoise``
+    runs it (per-image intensity scaling, σ estimated unless the true one is given, in the σ's units)."""
     if m.kind == "noisy":
         return noisy
-    if m.kind == "baseline":
-        try:
-            return np.asarray(m.fn(noisy, sigma))
-        except ValueError as exc:
-            raise UsageError(f"{m.label}: {exc}") from None
-    from medden.inferers import infer
-
-    mode = "2d" if getattr(m.fn, "spatial_dims", 2) == 2 else "3d"
-    out = infer(m.fn, noisy, mode=mode, axis=cfg.axis, sigma=sigma)
-    return out.numpy()
+    assert m.model is not None
+    volume = noisy.ndim == 4  # (1, X, Y, Z) in a 3D evaluation
+    layout, array = ("volume", noisy[0]) if volume else ("image", noisy)
+    mode = "3d" if m.model.spatial_dims == 3 else "2d"
+    options = Options(mode=mode, axis=cfg.axis, noise_sigma=sigma)
+    try:
+        out, _ = predict(m.model, array, layout, options.validate())
+    except ValueError as exc:
+        raise UsageError(f"{m.label}: {exc}") from None
+    return out[None] if volume else out
 
 
 # ------------------------------------------------------------------------------------------- report
-
-
-def _metrics(clean: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, float]:
-    from medden.metrics import foreground_mask, psnr, ssim
-
-    row = {"psnr": psnr(clean, out, 1.0), "ssim": ssim(clean, out, 1.0)}
-    try:
-        fg = foreground_mask(clean, threshold)
-        row.update(psnr_fg=psnr(clean, out, 1.0, mask=fg), ssim_fg=ssim(clean, out, 1.0, mask=fg))
-    except ValueError:  # no foreground (an empty slice)
-        fg = np.zeros(np.shape(clean), dtype=bool)
-        row.update(psnr_fg=float("nan"), ssim_fg=float("nan"))
-    bg = ~np.broadcast_to(fg, np.shape(clean))
-    err = (np.asarray(out, np.float64) - np.asarray(clean, np.float64))[bg]
-    row["rmse_bg"] = float(np.sqrt(np.mean(err**2))) if err.size else float("nan")  # air / background
-    return row
 
 
 def paired_comparisons(
@@ -450,8 +401,6 @@ def paired_comparisons(
     ``rows`` are per-image rows (``image``, ``level``, ``method`` and the metrics). Differences are
     ``method − reference`` over the images both have a finite score for.
     """
-    from medden.metrics import paired_stats
-
     out: list[dict[str, Any]] = []
     levels = list(dict.fromkeys(r["level"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -551,81 +500,8 @@ def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def display_plane(img: np.ndarray, rotate: bool, axis: int = 2) -> np.ndarray:
-    """A displayable 2D plane of a channel-first image: gray (H, W) or RGB (H, W, 3), in [0, 1].
-
-    A volume ``(C, X, Y, Z)`` shows its middle slice along spatial ``axis``.
-    """
-    a = np.asarray(img, dtype=np.float32)
-    if a.ndim == 4:
-        a = np.take(a, a.shape[1 + axis] // 2, axis=1 + axis)
-    a = np.moveaxis(a, 0, -1) if a.shape[0] == 3 else a[0]
-    return np.rot90(a) if rotate else a
-
-
-def save_figure(
-    path: str | os.PathLike[str],
-    clean: np.ndarray,
-    noisy: np.ndarray,
-    outputs: dict[str, np.ndarray],
-    scores: dict[str, dict[str, float]],
-    title: str,
-    rotate: bool = False,
-    threshold: float = 0.1,
-    axis: int = 2,
-) -> None:
-    """Clean, noisy and each method's output on top; below, ``|x − clean|`` in the ``hot`` colormap.
-
-    ``scores`` holds each panel's PSNR/SSIM (the noisy image's are computed when missing); volumes
-    show their middle slice along ``axis``. The difference maps share one scale (the 99.5th
-    percentile of the noisy image's error), so a darker map is a smaller error. Written atomically
-    (Agg canvas, no pyplot state).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from medden.io.atomic import atomic_path
-    from medden.metrics import foreground_mask
-
-    panels = {NOISY: noisy, **{k: v for k, v in outputs.items() if k != NOISY}}
-    if NOISY not in scores:
-        scores = {**scores, NOISY: _metrics(clean, np.clip(noisy, 0.0, 1.0), threshold)}
-    ncol = 1 + len(panels)
-    fig = Figure(figsize=(2.4 * ncol, 5.2))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(2, ncol, squeeze=False)
-    gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
-    vmax = max(float(np.percentile(np.abs(noisy - clean), 99.5)), 1e-3)
-    axes[0, 0].imshow(display_plane(np.clip(clean, 0, 1), rotate, axis), **gray)
-    axes[0, 0].set_title("clean", fontsize=8)
-    mask = foreground_mask(clean, threshold).astype(np.float32)
-    axes[1, 0].imshow(display_plane(mask, rotate, axis), **gray)
-    axes[1, 0].set_title("foreground mask", fontsize=8)
-    im = None
-    for col, (label, img) in enumerate(panels.items(), start=1):
-        s = scores.get(label, {})
-        axes[0, col].imshow(display_plane(np.clip(img, 0, 1), rotate, axis), **gray)
-        axes[0, col].set_title(
-            f"{label}\n{s.get('psnr', float('nan')):.2f} dB, SSIM {s.get('ssim', float('nan')):.3f}",
-            fontsize=8,
-        )
-        diff = np.abs(np.asarray(img, dtype=np.float32) - clean)
-        d = display_plane(diff, rotate, axis)
-        im = axes[1, col].imshow(d.max(axis=-1) if d.ndim == 3 else d, cmap="hot", vmin=0.0, vmax=vmax)
-        axes[1, col].set_title(f"|{label} − clean|", fontsize=8)
-    for ax in axes.ravel():
-        ax.axis("off")
-    if im is not None:
-        fig.colorbar(im, ax=list(axes[1]), fraction=0.015, pad=0.01)
-    fig.suptitle(title, fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-
-
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``rows`` (dicts; columns in first-seen order) as CSV, atomically."""
-    from medden.io.atomic import atomic_path
-
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, restval="")
@@ -633,9 +509,12 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _write_text(path: Path, text: str) -> None:
-    from medden.io.atomic import atomic_path
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(array))
 
+
+def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -693,64 +572,139 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     methods = check_config(cfg)
     reference = cfg.reference or methods[0].label
     items, data_info = evaluation_items(cfg)
-    channels = int(np.asarray(items[0]["target"]).shape[0])
-    for m in methods:
-        if m.kind == "net":
-            _load_method(m, cfg, channels)
-            # one untimed call, so the first image's seconds are not torch's one-off initialisation
-            _run_method(m, np.asarray(items[0]["image"], dtype=np.float32), _sigma_for(m, items[0], cfg), cfg)
-    kind = cfg.noise
+    _load_models(methods, items, cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_images = len({it["image_id"] for it in items})
-    figure_image = sorted({it["image_id"] for it in items})[n_images // 2]
-    rotate = cfg.data.startswith("mni152")
     rows: list[dict[str, Any]] = []
-    figures: list[str] = []
-    bar = tqdm(total=len(items) * len(methods), desc="evaluate", disable=not cfg.progress, leave=False)
+    with tqdm(total=len(items) * len(methods), desc="evaluate", disable=not cfg.progress, leave=False) as bar:
+        for item in items:
+            rows += score_item(item, methods, cfg, out, bar.update)[0]
+    figures = draw_figures(items, methods, rows, reference, cfg, data_info) if cfg.figures else []
+    return _report(cfg, methods, reference, data_info, rows, figures)
+
+
+def _load_models(methods: Sequence[Method], items: Sequence[dict[str, Any]], cfg: EvalConfig) -> None:
+    """Load the nets and bundles for the data's channel count, each with one untimed warm-up call."""
+    channels = int(np.asarray(items[0]["target"]).shape[0])
+    for m in methods:
+        if m.kind in ("net", "bundle"):
+            _load_method(m, cfg, channels)
+            # one untimed call, so the first image's seconds are not torch's one-off initialisation
+            run_method(m, np.asarray(items[0]["image"], dtype=np.float32), _sigma_for(m, items[0], cfg), cfg)
+
+
+def score_item(
+    item: dict[str, Any],
+    methods: Sequence[Method],
+    cfg: EvalConfig,
+    out: Path,
+    progress: Any = None,
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """Every method on one noisy item: the per-image rows, the outputs (clipped to [0, 1]) and scores."""
+    clean = np.asarray(item["target"], dtype=np.float32)
+    noisy = np.asarray(item["image"], dtype=np.float32)
+    rows, outputs, scores = [], {}, {}
+    for m in methods:
+        sigma = _sigma_for(m, item, cfg)
+        t0 = time.perf_counter()
+        den = run_method(m, noisy, sigma, cfg)
+        seconds = time.perf_counter() - t0 if m.kind != "noisy" else 0.0
+        if cfg.save_outputs:
+            _save_array(out / "outputs" / m.label / str(item["level"]) / f"{item['image_id']}.npy", den)
+        den = np.clip(np.asarray(den, dtype=np.float32), 0.0, 1.0)
+        if den.shape != clean.shape:
+            raise RuntimeError(f"{m.label} returned shape {den.shape} for an image of shape {clean.shape}")
+        score = image_scores(clean, den, cfg.foreground_threshold)
+        rows.append(
+            {
+                "image": item["image_id"],
+                "source_index": item["index"],
+                "kind": cfg.noise,
+                "level": item["level"],
+                "method": m.label,
+                **score,
+                "seconds": seconds,
+                "sigma": sigma,
+            }
+        )
+        outputs[m.label], scores[m.label] = den, score
+        if progress is not None:
+            progress(1)
+    return rows, outputs, scores
+
+
+def worst_images(rows: Sequence[dict[str, Any]], reference: str, method: str) -> dict[str, Any]:
+    """Per level, the image where ``method`` is furthest below ``reference`` in foreground PSNR (whole-image
+    PSNR where an image has no foreground).
+
+    Example:
+        >>> rows = [{"image": i, "level": "0.1", "method": m, "psnr_fg": p, "psnr": p}
+        ...         for i, (a, b) in enumerate([(30, 31), (30, 28)]) for m, p in (("ref", a), ("net", b))]
+        >>> worst_images(rows, "ref", "net")
+        {'0.1': 1}
+    """
+
+    def score(r: dict[str, Any]) -> float:
+        return r["psnr_fg"] if math.isfinite(r["psnr_fg"]) else r["psnr"]
+
+    ref = {(r["level"], r["image"]): score(r) for r in rows if r["method"] == reference}
+    worst: dict[str, tuple[float, Any]] = {}
+    for r in rows:
+        key = (r["level"], r["image"])
+        if r["method"] != method or key not in ref:
+            continue
+        gap = score(r) - ref[key]
+        if r["level"] not in worst or gap < worst[r["level"]][0]:
+            worst[r["level"]] = (gap, r["image"])
+    return {level: image for level, (_, image) in worst.items()}
+
+
+def draw_figures(
+    items: Sequence[dict[str, Any]],
+    methods: Sequence[Method],
+    rows: Sequence[dict[str, Any]],
+    reference: str,
+    cfg: EvalConfig,
+    data_info: dict[str, Any],
+) -> list[str]:
+    """Per level, the figure of the middle image (``figures/<kind>_<level>.png``) and of the worst case of
+    the last method against the reference (``figures/<kind>_<level>_worst.png``; the methods are run
+    again on that image)."""
+    out = Path(cfg.out_dir)
+    ids = sorted({it["image_id"] for it in items})
+    middle = ids[len(ids) // 2]
+    tested = [m.label for m in methods if m.label != reference and m.kind != "noisy"]
+    worst = worst_images(rows, reference, tested[-1]) if tested else {}
+    figures = []
     for item in items:
-        clean = np.asarray(item["target"], dtype=np.float32)
-        noisy = np.asarray(item["image"], dtype=np.float32)
-        outputs: dict[str, np.ndarray] = {}
-        scores: dict[str, dict[str, float]] = {}
-        for m in methods:
-            sigma = _sigma_for(m, item, cfg)
-            t0 = time.perf_counter()
-            den = _run_method(m, noisy, sigma, cfg)
-            seconds = time.perf_counter() - t0 if m.kind != "noisy" else 0.0
-            den = np.clip(np.asarray(den, dtype=np.float32), 0.0, 1.0)
-            if den.shape != clean.shape:
-                raise RuntimeError(
-                    f"{m.label} returned shape {den.shape} for an image of shape {clean.shape}"
-                )
-            score = _metrics(clean, den, cfg.foreground_threshold)
-            rows.append(
-                {
-                    "image": item["image_id"],
-                    "source_index": item["index"],
-                    "kind": kind,
-                    "level": item["level"],
-                    "method": m.label,
-                    **score,
-                    "seconds": seconds,
-                    "sigma": sigma,
-                }
-            )
-            scores[m.label] = score
-            if cfg.figures and item["image_id"] == figure_image:
-                outputs[m.label] = den
-            bar.update(1)
-        if cfg.figures and item["image_id"] == figure_image:
-            path = out / "figures" / f"{kind}_{item['level']}.png"
-            title = (
-                f"{cfg.data}, image {item['index']} of the {data_info['split']} split, {kind} {item['level']}"
-            )
+        for suffix, wanted in (("", middle), ("_worst", worst.get(item["level"]))):
+            if item["image_id"] != wanted or (suffix and wanted == middle):
+                continue
+            _, outputs, scores = score_item(item, methods, dataclasses.replace(cfg, save_outputs=False), out)
+            path = out / "figures" / f"{cfg.noise}_{item['level']}{suffix}.png"
+            what = "worst case of " + tested[-1] + ", " if suffix else ""
+            where = f"image {item['index']} of the {data_info['split']} split"
+            title = f"{what}{cfg.data}, {where}, {cfg.noise} {item['level']}"
+            rotate = cfg.data.startswith("mni152")
+            clean, noisy = np.asarray(item["target"], np.float32), np.asarray(item["image"], np.float32)
             save_figure(
                 path, clean, noisy, outputs, scores, title, rotate, cfg.foreground_threshold, cfg.axis
             )
             figures.append(str(path))
-    bar.close()
+    return figures
 
+
+def _report(
+    cfg: EvalConfig,
+    methods: Sequence[Method],
+    reference: str,
+    data_info: dict[str, Any],
+    rows: list[dict[str, Any]],
+    figures: list[str],
+) -> EvalResult:
+    """The statistics, the summary and every file of the report."""
+    kind, out = cfg.noise, Path(cfg.out_dir)
+    n_images = len({r["image"] for r in rows})
     stats = paired_comparisons(rows, reference)
     summary = summarize(rows, stats, reference)
     levels = ", ".join(dict.fromkeys(r["level"] for r in rows))

@@ -9,36 +9,32 @@ from typing import Any
 
 import numpy as np
 
+import medden.io as mio
 from medden.errors import UsageError
+from medden.noise import NOISE_MODELS, SIGMA_KINDS, estimate_noise, kinds_where, noise_model, per_kind
 
-KINDS = ("rician", "salt_pepper", "gaussian", "poisson_gaussian", "lowlight")
-ESTIMABLE_KINDS = ("rician", "gaussian", "salt_pepper")
+#: the noise kinds (derived from :data:`medden.noise.NOISE_MODELS`, as the two tables below)
+KINDS: tuple[str, ...] = tuple(NOISE_MODELS)
+ESTIMABLE_KINDS: tuple[str, ...] = kinds_where(lambda m: m.estimator is not None)
 
-#: the meaning and valid interval of ``--level`` for each kind: (argument, low, high, low inclusive)
-LEVEL_SPEC: dict[str, tuple[str, float, float, bool]] = {
-    "rician": ("level", 0.0, 1.0, False),
-    "gaussian": ("level", 0.0, 1.0, False),
-    "salt_pepper": ("amount", 0.0, 1.0, True),
-    "poisson_gaussian": ("peak", 0.0, float("inf"), False),
-    "lowlight": ("gain", 0.0, 1.0, False),
-}
+#: the meaning and valid interval of ``--level`` for each kind: (argument, low, high, low inclusive);
+#: the high end is inclusive. Kept for callers of the tuple; :meth:`medden.noise.NoiseModel.check_level`
+#: is the check.
+LEVEL_SPEC: dict[str, tuple[str, float, float, bool]] = per_kind(
+    lambda m: (m.level_argument, *m.level_interval, m.interval_closed[0])
+)
 
 
 def check_level(kind: str, level: float) -> str:
-    """Validate ``level`` for ``kind`` and return the noise-function argument it feeds."""
-    if kind not in LEVEL_SPEC:
-        raise UsageError(f"unknown noise kind {kind!r}; choose from {', '.join(KINDS)}")
-    arg, lo, hi, lo_incl = LEVEL_SPEC[kind]
-    ok = np.isfinite(level) and (level >= lo if lo_incl else level > lo) and level <= hi
-    if not ok:
-        interval = f"{'[' if lo_incl else '('}{lo:g}, {hi:g}]"
-        raise UsageError(f"--level for {kind} is the {arg} and must be in {interval}, got {level:g}")
-    return arg
+    """Validate ``level`` for ``kind`` and return the noise-function argument it feeds.
+
+    Raises:
+        UsageError: for an unknown kind or a level outside the kind's interval.
+    """
+    return noise_model(kind).check_level(level)
 
 
 def _load(path: Path) -> Any:
-    import medden.io as mio
-
     if not path.exists():
         raise UsageError(f"input not found: {path}")
     return mio.load(path)
@@ -60,7 +56,8 @@ def add_noise_to_file(
         input_path: image file (png/jpg/bmp/tif), NIfTI file, or DICOM series folder/file.
         output_path: where to write (same format as the input; a folder for a DICOM series).
         kind: one of :data:`KINDS`.
-        level: the kind's level (relative σ, amount, peak or gain; see :data:`LEVEL_SPEC`).
+        level: the kind's level (relative σ, amount, peak or gain; see
+            :attr:`medden.noise.NoiseModel.level_argument`).
         sigma: absolute σ in the image's units instead of ``level`` (rician, gaussian).
         seed: random seed; a fresh one is drawn (and returned) when None.
         overwrite: replace an existing output.
@@ -69,21 +66,18 @@ def add_noise_to_file(
     Returns:
         a JSON-ready record: input, output, kind, parameters, seed and the written path.
     """
-    from medden.noise import NOISE_FUNCTIONS
-
     src, dst = Path(input_path), Path(output_path)
-    if kind not in KINDS:
-        raise UsageError(f"unknown noise kind {kind!r}; choose from {', '.join(KINDS)}")
+    model = noise_model(kind)
     if (level is None) == (sigma is None):
         raise UsageError("give exactly one of --level or --sigma")
     if sigma is not None:
-        if kind not in ("rician", "gaussian"):
-            raise UsageError(f"--sigma applies to rician and gaussian noise, not {kind}")
+        if not model.level_is_sigma:
+            raise UsageError(f"--sigma applies to {' and '.join(SIGMA_KINDS)} noise, not {kind}")
         if not (np.isfinite(sigma) and sigma > 0):
             raise UsageError(f"--sigma must be > 0, got {sigma:g}")
         noise_args: dict[str, Any] = {"sigma": float(sigma)}
     else:
-        noise_args = {check_level(kind, float(level)): float(level)}
+        noise_args = {model.check_level(float(level)): float(level)}
     if dst.exists() and dst.resolve() == src.resolve():
         raise UsageError("the output would replace the input; choose another output path")
     if dst.exists() and not overwrite:
@@ -91,10 +85,9 @@ def add_noise_to_file(
     loaded = _load(src)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     try:
-        noisy = NOISE_FUNCTIONS[kind](loaded.array, rng=seed, **noise_args, **params)
+        noisy = model.function(loaded.array, rng=seed, **noise_args, **params)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    import medden.io as mio
 
     processing = f"noise {kind} {noise_args} seed {seed}"
     written = mio.save(loaded, noisy, dst, description=f"noise {kind}", processing=processing)
@@ -109,9 +102,7 @@ def add_noise_to_file(
 
 
 def estimate_noise_of_file(input_path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
-    """Estimate the noise level of a file for ``kind`` (rician, gaussian or salt_pepper)."""
-    from medden.noise import estimate_noise
-
+    """Estimate the noise level of a file for ``kind`` (one of :data:`ESTIMABLE_KINDS`)."""
     if kind not in ESTIMABLE_KINDS:
         raise UsageError(f"no estimator for {kind!r}; choose from {', '.join(ESTIMABLE_KINDS)}")
     loaded = _load(Path(input_path))

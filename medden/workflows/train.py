@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medden.checkpoints import read_metadata
+from medden.engine import TrainConfig
 from medden.errors import UsageError
 
 
@@ -39,9 +41,6 @@ def finetune_config(
     (a stand-in for a noisy scan collection, used by the benchmark); clean validation pairs, when the
     data have them, report PSNR/SSIM, otherwise the latest weights are kept.
     """
-    from medden.checkpoints import read_metadata
-    from medden.engine import TrainConfig
-
     path = Path(checkpoint)
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
