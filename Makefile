@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.medden-installed
 DEV_STAMP := $(VENV)/.medden-dev-installed
 
-.PHONY: demo test test-slow benchmark lint install install-dev clean
+.PHONY: demo test test-slow benchmark lint install install-dev wheel clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,9 @@ benchmark: $(DEV_STAMP)
 test-slow: $(DEV_STAMP)
 	$(PY) -m pytest -q -m slow
 
+# dist/medden-<version>-py3-none-any.whl, with the trained bundles as package data (setup.py)
+wheel: $(PY)
+	$(PIP) wheel --quiet --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) demo_output build *.egg-info
+	rm -rf $(VENV) demo_output build dist *.egg-info

@@ -20,17 +20,30 @@ SCHEMA_URL = (
     "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
 )
 
+#: references with a DOI or URL where one exists. HMAD-Net's paper (the seed in shared/seeds) is the JCBI
+#: article below (no DOI found); MGMSDNet and GIMSANet are known only from their authors' repository
+#: READMEs (submitted to JVCIR; accepted at INDICON 2024), with no published record or DOI found
+HMADNET_REFERENCE = (
+    "Umair M., Hamid K. Preserving Critical Signals in Magnetic Image Denoising: A Deep Learning Approach with "
+    "Selective Feature Preservation (HMAD-Net / DenoiseNet). Journal of Computing & Biomedical Informatics, "
+    "2025 (received 17 June, accepted 9 August 2025). https://www.jcbi.org/index.php/Main/article/view/1063"
+)
 MRI_REFERENCES = [
-    "HMAD-Net / DenoiseNet: residual-attention U-Net for medical image denoising "
-    "(seed paper in medden's shared/seeds).",
-    "Coupé P. et al. Robust Rician noise estimation for MR images. Medical Image Analysis 14 (2010) 483-493.",
+    HMADNET_REFERENCE,
+    "Coupé P. et al. Robust Rician noise estimation for MR images. Medical Image Analysis 14 (2010) 483-493. "
+    "https://doi.org/10.1016/j.media.2010.03.001",
     "Fonov V. et al. Unbiased average age-appropriate atlases for pediatric studies. NeuroImage 54 (2011) "
-    "313-327 (the MNI152 template).",
+    "313-327 (the MNI152 template). https://doi.org/10.1016/j.neuroimage.2010.07.033",
 ]
+BM4D_REFERENCE = (
+    "Maggioni M. et al. Nonlocal transform-domain filter for volumetric data denoising and reconstruction. "
+    "IEEE TIP 22 (2013) 119-133. https://doi.org/10.1109/TIP.2012.2210725"
+)
 DRAN_REFERENCES = [
     "Sharif S.M.A., Naqvi R.A., Biswas M. Learning Medical Image Denoising with Deep Dynamic Residual Attention "
-    "Network. Mathematics 8 (2020) 2192.",
-    "Chen Y. et al. Dynamic Convolution: Attention over Convolution Kernels. CVPR 2020.",
+    "Network. Mathematics 8 (2020) 2192. https://doi.org/10.3390/math8122192",
+    "Chen Y. et al. Dynamic Convolution: Attention over Convolution Kernels. CVPR 2020. "
+    "https://arxiv.org/abs/1912.03458",
 ]
 NATURAL_DATA = (
     "scikit-image's bundled photographs (skimage.data), split by image; synthetic noise added on the fly"
@@ -41,20 +54,25 @@ AWGN_MAX = 55 / 255
 AWGN_LEVELS = (15 / 255, 25 / 255, 50 / 255)
 BM3D_REFERENCE = (
     "Dabov K. et al. Image denoising by sparse 3-D transform-domain collaborative filtering. "
-    "IEEE TIP 16 (2007) 2080-2095."
+    "IEEE TIP 16 (2007) 2080-2095. https://doi.org/10.1109/TIP.2007.901238"
 )
 DNCNN_REFERENCE = (
     "Zhang K. et al. Beyond a Gaussian Denoiser: Residual Learning of Deep CNN for Image Denoising. "
-    "IEEE TIP 26 (2017) 3142-3155."
+    "IEEE TIP 26 (2017) 3142-3155. https://doi.org/10.1109/TIP.2017.2662206"
 )
 GIMSANET_REFERENCE = (
-    "GIMSANet: Gradient-Infused Multi-Scale Attention Network for Robust Image Denoising. INDICON 2024."
+    "Das D. et al. (IIT Patna) GIMSANet: Gradient-Infused Multi-Scale Attention Network for Robust Image "
+    "Denoising. IEEE INDICON 2024 (accepted per the authors' repository README; no proceedings record, URL or "
+    "DOI found)"
 )
 MGMSDNET_REFERENCE = (
-    "MGMSDNet: Multi-Gradient Multi-Scale Attention-Driven Denoiser Network (seed in medden's shared/seeds)."
+    "Das D. et al. (IIT Patna) MGMSDNet: Multi-Gradient Multi-Scale Attention-Driven Denoiser Network. "
+    "Submitted to the Journal of Visual Communication and Image Representation (the authors' repository "
+    "README); no published version, URL or DOI found"
 )
 MIRNET_REFERENCE = (
-    "Zamir S.W. et al. Learning Enriched Features for Real Image Restoration and Enhancement. ECCV 2020."
+    "Zamir S.W. et al. Learning Enriched Features for Real Image Restoration and Enhancement. ECCV 2020. "
+    "https://arxiv.org/abs/2003.06792"
 )
 
 #: How long each bundle's shipped weights trained: (wall-clock minutes, CPU cores) of the run's log. The
@@ -149,7 +167,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
         },
         "baselines": ["bm4d"],
         "method_kwargs": {"bm4d": {"rician_bias_correction": True}},
-        "references": MRI_REFERENCES,
+        "references": [*MRI_REFERENCES, BM4D_REFERENCE],
         "net_kwargs": {"features": [8, 16, 32, 64], "output": "residual"},
     },
     "hmadnet_saltpepper": {
@@ -316,7 +334,7 @@ BUNDLES: dict[str, dict[str, Any]] = {
         "with MIRNet (compact: 16 features, 2 recursive residual groups, no global residual).",
         "data_source": NATURAL_DATA + " (low-light pairs synthesised with medden's low-light model: gain "
         "0.05-0.3, γ 1.5, shot and read-out noise); a folder of real pairs (LOL's low/ + high/) can be "
-        "used instead with the override --train_config#data PATH",
+        "used instead with the override --dataset_dir PATH",
         "train": {
             "data": "skimage-color",
             "noise": "lowlight",
@@ -364,66 +382,165 @@ def _network_def(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _common(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _common(spec: dict[str, Any]) -> dict[str, Any]:
+    """What every config starts with: ``bundle_root`` is ``"."`` and the caller overrides it
+    (``--bundle_root PATH``), as in MONAI's model zoo."""
     return {
         "imports": ["$import torch", "$import medden", "$import medden.bundle"],
-        "bundle_name": name,
-        "bundle_root": "$medden.bundle.locate(@bundle_name)",
-        "device": "$'cuda' if torch.cuda.is_available() else 'cpu'",
+        "bundle_root": ".",
+        "device": "$torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
         "network_def": _network_def(spec),
     }
 
 
-def configs(name: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    common = _common(name, spec)
-    inference = {
-        **common,
-        "dataset_dir": None,
+def _inference(spec: dict[str, Any]) -> dict[str, Any]:
+    """A standard MONAI inference workflow (``InferProperties``) of medden's pieces
+    (:mod:`medden.workflows.bundle_workflow`): ``medden denoise``'s batch as a ``SupervisedEvaluator``."""
+    return {
+        **_common(spec),
+        "dataset_dir": None,  # None: the bundle's generated sample data
         "output_dir": "$@bundle_root + '/eval/inference'",
         "task": spec["task"],
         "mode": spec["mode"],
-        "axis": -1,
-        "noise_level": "auto",
-        "run": [
-            "$medden.bundle.inference(@network_def, @bundle_root, dataset_dir=@dataset_dir, "
-            "output_dir=@output_dir, task=@task, mode=@mode, axis=@axis, noise_level=@noise_level, device=@device)"
-        ],
+        "network": "$medden.bundle.bundle_network(@network_def, @bundle_root, @device)",
+        "datalist": "$medden.bundle.datalist(@dataset_dir or medden.bundle.sample_data(@bundle_root, @task), "
+        "@output_dir)",
+        "preprocessing": {
+            "_target_": "Compose",
+            "transforms": [{"_target_": "medden.bundle.LoadUnitd", "keys": "image"}],
+        },
+        "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
+        "inferer": {
+            "_target_": "medden.bundle.DenoiseInferer",
+            "mode": "@mode",
+            "axis": -1,
+            "noise_level": "auto",
+            "batch_size": 8,
+            "roi_size": 64,
+            "overlap": 0.25,
+        },
+        "postprocessing": {
+            "_target_": "Compose",
+            "transforms": [{"_target_": "medden.bundle.SaveUnitd", "keys": "pred", "figures": False}],
+        },
+        "handlers": [{"_target_": "medden.bundle.UnitLog", "quiet": False}],
+        "evaluator": {
+            "_target_": "medden.bundle.DenoiseEvaluator",
+            "device": "@device",
+            "val_data_loader": "@dataset",
+            "network": "@network",
+            "inferer": "@inferer",
+            "postprocessing": "@postprocessing",
+            "val_handlers": "@handlers",
+            "output_dir": "@output_dir",
+            "overwrite": True,
+        },
+        "run": ["$@evaluator.run()"],
     }
-    train_config = {
-        "net": spec["net"],
-        "spatial_dims": spec["dims"],
-        "seed": 0,
-        "device": "cpu",
-        **spec["train"],
-    }
+
+
+def _train(spec: dict[str, Any]) -> dict[str, Any]:
+    """A standard MONAI training workflow (``TrainProperties``): MONAI's ``SupervisedTrainer`` on the
+    data, net, optimiser, loss and handlers of ``medden train`` (:func:`medden.bundle.training_run`)."""
+    from medden.bundle import TRAIN_HANDLERS
+
+    train_config = {"net": spec["net"], "spatial_dims": spec["dims"], "seed": 0}
+    train_config.update({k: v for k, v in spec["train"].items() if k != "data"})
     if spec.get("net_kwargs"):
         train_config["net_kwargs"] = spec["net_kwargs"]
-    train = {
-        **common,
+    run = "@train#run"
+    return {
+        **_common(spec),
+        "device": "cpu",  # the shipped weights were trained on the CPU; --device cuda to use a GPU
+        "dataset_dir": spec["train"]["data"],  # medden's offline sources (joined by +), or a folder
         "output_dir": "$@bundle_root + '/eval/train'",
         "install": False,
         "train_config": train_config,
-        "run": [
-            "$medden.bundle.train(@bundle_root, output_dir=@output_dir, install=@install, **@train_config)"
-        ],
+        "train": {
+            "run": "$medden.bundle.training_run(@train_config, @output_dir, @dataset_dir, @device)",
+            "preprocessing": f"${run}.transform",
+            "dataset": f"${run}.loader.dataset",
+            "dataloader": f"${run}.loader",
+            "inferer": f"${run}.inferer",
+            "handlers": [
+                {"_target_": "medden.bundle.training_handler", "run": run, "name": name}
+                for name in TRAIN_HANDLERS
+            ],
+            "trainer": {
+                "_target_": "SupervisedTrainer",
+                "max_epochs": f"$medden.bundle.epochs({run})",  # the run ends at train_config#max_iterations
+                "device": f"${run}.device",
+                "train_data_loader": "@train#dataloader",
+                "epoch_length": "$len(@train#dataloader)",
+                "network": f"${run}.model",
+                "optimizer": f"${run}.optimizer",
+                "loss_function": f"${run}.loss",
+                "prepare_batch": f"${run}.prepare_batch",
+                "inferer": "@train#inferer",
+                "train_handlers": "@train#handlers",
+                "decollate": False,
+                "optim_set_to_none": True,
+                "event_names": ["$medden.bundle.TrainEvents"],
+            },
+        },
+        "validate": {"evaluator": f"${run}.evaluator"},
+        "initialize": ["$medden.bundle.init_distributed(@device)"],
+        "run": ["$medden.bundle.run_training(@train#trainer, @train#run, @bundle_root, install=@install)"],
+        "finalize": ["$medden.bundle.finalize_distributed()"],
     }
+
+
+def configs(name: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     evaluate = {
-        **common,
+        **_common(spec),
+        "dataset_dir": spec["evaluate"]["data"],  # medden's offline evaluation source, or a folder
         "output_dir": "$@bundle_root + '/eval/evaluate'",
         "baselines": spec["baselines"],
         "method_kwargs": spec["method_kwargs"],
         "real_scans": spec["modality"] == "MR",
-        "eval_config": {"split": "test", "seed": 1234, "progress": False, **spec["evaluate"]},
+        "eval_config": {
+            "split": "test",
+            "seed": 1234,
+            "progress": False,
+            **{k: v for k, v in spec["evaluate"].items() if k != "data"},
+        },
         "run": [
             "$medden.bundle.evaluate(@bundle_root, output_dir=@output_dir, baselines=@baselines, "
-            "method_kwargs=@method_kwargs, real=@real_scans, **@eval_config)"
+            "method_kwargs=@method_kwargs, real=@real_scans, data=@dataset_dir, **@eval_config)"
         ],
     }
     multi_gpu = {
-        "train_config#device": "$'cuda' if torch.cuda.is_available() else 'cpu'",
+        "device": "$'cuda' if torch.cuda.is_available() else 'cpu'",
         "output_dir": "$@bundle_root + '/eval/train_multi'",
     }
-    return {"inference": inference, "train": train, "evaluate": evaluate, "multi_gpu_train": multi_gpu}
+    return {
+        "inference": _inference(spec),
+        "train": _train(spec),
+        "evaluate": evaluate,
+        "multi_gpu_train": multi_gpu,
+    }
+
+
+#: the packages of the classical baselines ``configs/evaluate.json`` compares with (the others come with
+#: medden); minimum versions, as medden's ``baselines`` extra asks for them
+BASELINE_PACKAGES = {"bm3d": ("bm3d", "4.0"), "bm4d": ("bm4d", "4.2")}
+
+
+def _packages(spec: dict[str, Any]) -> dict[str, str]:
+    """What the bundle's evaluation needs beyond medden: bm3d / bm4d for those baselines."""
+    return dict(BASELINE_PACKAGES[b] for b in spec["baselines"] if b in BASELINE_PACKAGES)
+
+
+def _net_label(name: str, spec: dict[str, Any], results: dict[str, Any]) -> str:
+    """How an evaluation labels the bundle: by its name (NAME=BUNDLE_FOLDER); before 2026-12-04 by its net."""
+    labels = {r["method"] for r in results["summary"]}
+    return name if name in labels else spec["net"]
+
+
+def _results(name: str) -> dict[str, Any] | None:
+    """The bundle's evaluation (``eval/evaluate/results.json``, written by ``configs/evaluate.json``)."""
+    path = HERE / name / "eval" / "evaluate" / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def metadata(name: str, spec: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
@@ -432,7 +549,9 @@ def metadata(name: str, spec: dict[str, Any], old: dict[str, Any]) -> dict[str, 
     import torch
 
     import medden
+    from medden.bundle import eval_metrics
 
+    packages = {"medden": medden.__version__}
     meta = {
         "schema": SCHEMA_URL,
         "version": old.get("version", "0.1.0"),
@@ -440,8 +559,11 @@ def metadata(name: str, spec: dict[str, Any], old: dict[str, Any]) -> dict[str, 
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": numpy.__version__,
-        "required_packages_version": {"medden": medden.__version__},
-        "optional_packages_version": {"bm3d": "4.0", "bm4d": "4.2"},
+        "required_packages_version": packages,
+        # the schema requires this key, and MONAI replaces required_packages_version with it when it reads
+        # the metadata (DEPRECATED_ID_MAPPING): it holds the same, so medden stays required; the optional
+        # packages of the evaluation are under medden.evaluation_packages_version
+        "optional_packages_version": dict(packages),
         "name": spec["title"],
         "task": spec["title"],
         "description": spec["description"],
@@ -457,12 +579,17 @@ def metadata(name: str, spec: dict[str, Any], old: dict[str, Any]) -> dict[str, 
             "outputs": {"pred": _tensor(spec["channels"], spec["dims"], spec["modality"], "denoised image")},
         },
     }
-    for key in ("eval_metrics", "medden"):
-        if key in old:
-            meta[key] = old[key]
+    results = _results(name)
+    if results is not None:  # what the evaluation measured (configs/evaluate.json records it there too)
+        meta["eval_metrics"] = eval_metrics(results, _net_label(name, spec, results))
+    elif "eval_metrics" in old:
+        meta["eval_metrics"] = old["eval_metrics"]
+    if "medden" in old:
+        meta["medden"] = old["medden"]
     # how inputs are scaled into [0, 1] (medden.inferers.IntensityScaler): per unit for medical images,
     # by the type's range for photographs (σ on 0-255, and the darkness of a low-light image, are kept)
     meta.setdefault("medden", {})["intensity"] = "minmax" if spec["modality"] == "MR" else "dtype"
+    meta["medden"]["evaluation_packages_version"] = _packages(spec)
     return meta
 
 
@@ -490,6 +617,135 @@ format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
 """
 
 
+#: scikit-image's bundled photographs: the terms each one's docstring states (skimage.data, 0.26)
+SKIMAGE_TERMS = {
+    "brick": "CC0 (CC0Textures)",
+    "grass": "CC0 (DeviantArt, linolafett)",
+    "gravel": "CC0 (CC0Textures)",
+    "page": "no terms stated (a scan of printed text shipped with scikit-image)",
+    "text": "no known copyright restrictions, released into the public domain (Wikipedia)",
+    "cell": "CC0, dedicated to the public domain",
+    "clock": "released into the public domain by the photographer (Stefan van der Walt)",
+    "chelsea": "no copyright restrictions, CC0 by the photographer (Stefan van der Walt)",
+    "rocket": "released in the public domain by SpaceX",
+    "immunohistochemistry": "no known copyright restrictions (CMMI)",
+    "hubble_deep_field": "NASA, may be freely used in the public domain",
+    "retina": "CC0 1.0 Universal Public Domain Dedication (Wikimedia, Mikael Häggström)",
+    "stereo_motorcycle": "Middlebury 2014 stereo benchmark (Scharstein et al.), down-sampled; no terms stated",
+    "coffee": "no copyright restrictions, CC0 by the photographer (Rachel Michetti)",
+    "moon": "no terms stated",
+    "camera": "no copyright restrictions, CC0 by the photographer (Lav Varshney)",
+    "astronaut": "NASA, no known copyright restrictions, released into the public domain",
+    "coins": "Brooklyn Museum Collection, no known copyright restrictions",
+}
+
+MNI152_LICENSE = """\
+MNI152 template (nilearn)
+-------------------------
+Used: the MNI152 T1 template and its gray- and white-matter maps as bundled with nilearn
+(nilearn/datasets/data/mni_icbm152_*_tal_nlin_sym_09a_converted.nii.gz): the ICBM 2009a nonlinear
+symmetric template (Fonov et al., NeuroImage 54 (2011) 313-327, https://doi.org/10.1016/j.neuroimage.2010.07.033;
+Fonov et al. 2009; Collins et al. 1999), an average of 152 adult brains: no individual's scan.
+License as nilearn states it (nilearn/datasets/description/icbm152_2009.rst, "License"): unknown.
+nilearn points to the original distribution, http://www.bic.mni.mcgill.ca/ServicesAtlases/ICBM152NLin2009
+(https://www.bic.mni.mcgill.ca/~vfonov/icbm/2009/mni_icbm152_nlin_sym_09a_nifti.zip), whose copyright
+notice (McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill University) allows use,
+copying and distribution with the notice kept and gives no warranty: read it there before
+redistributing anything derived from the template. This bundle redistributes no image of it: the
+sample input (eval/sample_input) is made from nilearn's copy when the bundle runs.
+"""
+
+SYNTHETIC_LICENSE = """\
+Synthetic data (medden)
+-----------------------
+Generated by medden (medden.data.synthetic, seeded, offline), nothing downloaded: {what}. They are
+medden's output, under medden's license (LICENSE, Apache-2.0). The noise of every training pair
+(Rician, Gaussian, salt and pepper, low light) is drawn by medden.noise on the fly.
+"""
+
+REALSCANS_LICENSE = """\
+Real scans (evaluation only, never training)
+--------------------------------------------
+configs/evaluate.json also reports on the real scans that ship with the installed packages (medden's
+"realscans" source): nibabel's test data anatomical.nii and example4d.nii.gz (nibabel, MIT license)
+and pydicom's test files MR_small.dcm and CT_small.dcm (pydicom, MIT license; see pydicom's data
+README for each file's origin). They are read from the installed packages and not redistributed.
+"""
+
+
+def _skimage_license(images: list[str]) -> str:
+    lines = [
+        "scikit-image photographs (skimage.data)",
+        "---------------------------------------",
+        "Used: photographs bundled with scikit-image (BSD-3-Clause; the images carry their own terms,",
+        "as each one's docstring in skimage.data states), split by image (medden.data.samples.NATURAL_SPLITS):",
+    ]
+    lines += [f"- {name}: {SKIMAGE_TERMS[name]}" for name in images]
+    lines.append("This bundle redistributes none of them: they are read from the installed scikit-image.")
+    return "\n".join(lines) + "\n"
+
+
+def data_license(name: str, spec: dict[str, Any]) -> str:
+    """``docs/data_license.txt``: the terms of every data set the weights were trained and tested on."""
+    from medden.data.samples import NATURAL_SPLITS
+
+    data = f"{spec['train']['data']}+{spec['evaluate']['data']}"
+    parts = [
+        f"Data used by the bundle {name}: training (configs/train.json), evaluation "
+        "(configs/evaluate.json) and the sample input of configs/inference.json. No patient data.\n"
+    ]
+    if "mni152" in data or "synthmr" in data or spec["task"].startswith("mri_"):
+        parts.append(MNI152_LICENSE)
+    if "skimage" in data or "gray" in spec["task"] or spec["modality"] != "MR":
+        images = [n for split in ("train", "val", "test") for n in NATURAL_SPLITS[split]]
+        parts.append(_skimage_license(images))
+    synthetic = []
+    if "synthmr" in data:
+        synthetic.append("MR-like images made by domain randomisation of the MNI152 tissue maps (synthmr)")
+    if "deadleaves" in data:
+        synthetic.append("textured dead-leaves images (deadleaves-gray / deadleaves-color)")
+    if spec["train"]["noise"] == "lowlight":
+        synthetic.append("low-light pairs made from the photographs by medden's low-light model")
+    parts.append(
+        SYNTHETIC_LICENSE.format(what="; ".join(synthetic) or "only the noise of the training pairs")
+    )
+    if spec["modality"] == "MR":
+        parts.append(REALSCANS_LICENSE)
+    return "\n".join(parts)
+
+
+#: the weights files a bundle may ship (models/model.pt and models/model.ts: the other export formats)
+WEIGHTS_FILES = ("models/model.safetensors", "models/model.pt", "models/model.ts")
+#: where ``monai.bundle download`` would fetch the weights: no release has been published yet, so the
+#: URLs are empty and ``download_large_files`` only verifies files that are present (sha256)
+RELEASE_URL = ""
+
+
+def large_files(name: str) -> str:
+    """``large_files.yml`` (MONAI's format): each weights file present with its sha256."""
+    import hashlib
+
+    lines = [
+        "# the bundle's large files with their sha256: python -m monai.bundle download_large_files "
+        f"--bundle_path bundles/{name}",
+        "# checks the files present and downloads missing ones from url (empty: no release published yet)",
+        "large_files:",
+    ]
+    for rel in WEIGHTS_FILES:
+        path = HERE / name / rel
+        if not path.is_file():
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        url = f"{RELEASE_URL}/{name}/{rel}" if RELEASE_URL else ""
+        lines += [
+            f'  - path: "{rel}"',
+            f'    url: "{url}"',
+            f'    hash_val: "{digest}"',
+            '    hash_type: "sha256"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def write(name: str, spec: dict[str, Any]) -> None:
     cfg_dir = HERE / name / "configs"
     cfg_dir.mkdir(parents=True, exist_ok=True)
@@ -499,6 +755,9 @@ def write(name: str, spec: dict[str, Any]) -> None:
     for stem, content in files.items():
         (cfg_dir / f"{stem}.json").write_text(json.dumps(content, indent=4) + "\n")
     (cfg_dir / "logging.conf").write_text(LOGGING_CONF)
+    (HERE / name / "docs").mkdir(exist_ok=True)
+    (HERE / name / "docs" / "data_license.txt").write_text(data_license(name, spec))
+    (HERE / name / "large_files.yml").write_text(large_files(name))
 
 
 def main() -> None:
@@ -728,7 +987,7 @@ def _natural_results(
         "- Inputs are scaled by their type's range (0-255 for 8-bit images); noise outside the trained "
         "range and real camera noise were not seen"
         + (
-            "; for real low-light pairs train on a LOL-style folder (`--train_config#data PATH` with "
+            "; for real low-light pairs train on a LOL-style folder (`--dataset_dir PATH` with "
             "`low/` and `high/`)."
             if noise != "gaussian"
             else "."
@@ -736,6 +995,23 @@ def _natural_results(
         "",
     ]
     return lines
+
+
+def ssim_window_note(results: dict[str, Any]) -> str:
+    """Which SSIM window the tables' figures used, as the evaluation recorded it (``ssim_window``; older
+    results, which record none, used scikit-image's 7×7 uniform window)."""
+    window = results.get("ssim_window")
+    if window is None:
+        return (
+            "SSIM here uses scikit-image's default 7×7 uniform window: this evaluation predates the 11×11 "
+            "Gaussian window (σ 1.5) medden reports now (its `results.json` records no `ssim_window`), so its "
+            "SSIM is not comparable with newer figures."
+        )
+    if window == "gaussian-11-1.5":
+        return (
+            "SSIM here uses the 11×11 Gaussian window of σ 1.5 (Wang et al. 2004), as `results.json` records."
+        )
+    return f"SSIM here uses the window `{window}`, as `results.json` records."
 
 
 def docs(name: str, spec: dict[str, Any]) -> str:
@@ -757,20 +1033,28 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "## Use",
         "",
         "```bash",
-        f"# on the bundle's sample data (generated, nothing downloaded) -> bundles/{name}/eval/inference",
-        f"python -m monai.bundle run --config_file bundles/{name}/configs/inference.json",
+        f"cd bundles/{name}   # bundle_root is '.', or pass --bundle_root bundles/{name} from elsewhere",
+        "# on the bundle's sample data (generated, nothing downloaded) -> eval/inference",
+        "python -m monai.bundle run --config_file configs/inference.json",
         "# on your data: a DICOM folder (derived series written back), NIfTI files or images"
         if spec["modality"] == "MR"
         else "# on your data: a folder of PNG/JPEG/BMP/TIFF images (format and bit depth kept)",
-        f"python -m monai.bundle run --config_file bundles/{name}/configs/inference.json \\",
+        "python -m monai.bundle run --config_file configs/inference.json \\",
         "    --dataset_dir /path/to/input --output_dir /path/to/output",
+        "# any piece can be overridden, e.g. the inferer's slicing axis and batch size, or the device",
+        "python -m monai.bundle run --config_file configs/inference.json --dataset_dir /path/to/input \\",
+        "    --output_dir /path/to/output --inferer#axis 0 --inferer#batch_size 4 --device cpu",
         f"medden denoise /path/to/input /path/to/output --bundle bundles/{name}   # the same, or --model {name}",
         "# the comparison below, and training from scratch (install=True replaces models/model.safetensors)",
-        f"python -m monai.bundle run --config_file bundles/{name}/configs/evaluate.json",
-        f"python -m monai.bundle run --config_file bundles/{name}/configs/train.json [--install True]",
+        "python -m monai.bundle run --config_file configs/evaluate.json",
+        "python -m monai.bundle run --config_file configs/train.json [--install True]",
         "torchrun --standalone --nproc_per_node=2 -m monai.bundle run --config_file \\",
-        f"    \"['bundles/{name}/configs/train.json','bundles/{name}/configs/multi_gpu_train.json']\"",
+        "    \"['configs/train.json','configs/multi_gpu_train.json']\"",
         "```",
+        "",
+        "The configs are standard MONAI workflows (`dataset`, `preprocessing`, `inferer`, `postprocessing`, "
+        "`handlers`, `evaluator` / `trainer`) built from MONAI's and medden's classes (`medden.bundle`); "
+        "the data terms are in `docs/data_license.txt`, the weights' sha256 in `large_files.yml`.",
         "",
         "Keys follow MONAI: the network input is `image` (channel first, scaled "
         + ("per volume" if spec["modality"] == "MR" else "by the image type's range, 0-255 for 8-bit,")
@@ -806,6 +1090,8 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "",
         f"## Measured results ({results['date'][:10]}, this CPU, `python -m monai.bundle run --config_file "
         f"bundles/{name}/configs/evaluate.json`)",
+        "",
+        ssim_window_note(results),
         "",
     ]
     if spec["modality"] != "MR":

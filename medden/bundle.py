@@ -1,24 +1,32 @@
-"""What medden's MONAI bundles call: their configs stay declarative, the work is done here.
+"""What medden's MONAI bundles are made of: the pieces their configs name, and the work behind them.
 
 A medden bundle (``bundles/<name>/``) follows the MONAI model-zoo layout: ``configs/metadata.json``,
 ``inference.json``, ``train.json``, ``evaluate.json``, ``multi_gpu_train.json``, ``logging.conf``,
-``models/model.safetensors``, ``docs/README.md`` and ``LICENSE``. Every config builds its network
-from ``network_def`` (``medden.nets.get``: no copied code) and runs one expression of this module:
+``models/model.safetensors``, ``large_files.yml``, ``docs/README.md``, ``docs/data_license.txt`` and
+``LICENSE``. The configs are standard MONAI workflows: ``bundle_root`` is ``"."`` and the caller overrides
+it (``--bundle_root PATH``; nothing is guessed from the command line), and they are built from MONAI's
+classes and these:
 
-- :func:`inference` — load the checksummed weights and run the batch denoiser of ``medden denoise``
-  (:func:`medden.workflows.denoise.run_batch`) on ``dataset_dir`` (a DICOM folder, NIfTI files or
-  images), or on sample data made by :func:`sample_data` when none is given;
-- :func:`train` — the engine of ``medden train`` (:func:`medden.engine.train`) with the bundle's
-  settings; ``install=True`` makes the result the bundle's weights (:func:`install_weights`);
-- :func:`evaluate` — ``medden evaluate`` of the bundle's weights against the classical baselines.
+- ``inference.json``: ``dataset`` over :func:`datalist`, ``preprocessing`` :class:`LoadUnitd`,
+  ``inferer`` :class:`DenoiseInferer`, ``postprocessing`` :class:`SaveUnitd`, ``handlers``
+  :class:`UnitLog` and the ``evaluator`` :class:`DenoiseEvaluator`, ``medden denoise``'s batch as a MONAI
+  ``SupervisedEvaluator`` (:mod:`medden.workflows.bundle_workflow`); the ``network`` is the bundle's
+  checksummed weights (:func:`load_network`); with no ``dataset_dir``, :func:`sample_data`;
+- ``train.json``: MONAI's ``SupervisedTrainer`` spelled out, on the data, net, optimiser, loss and
+  handlers of ``medden train`` (:func:`training_run`, :func:`training_handler`, :func:`run_training`;
+  ``install=True`` makes the result the bundle's weights: :func:`install_weights`), data-parallel
+  under ``torchrun`` (:func:`init_distributed`);
+- ``evaluate.json``: :func:`evaluate`, ``medden evaluate`` of the bundle's weights against the classical
+  baselines, which records :func:`eval_metrics` in ``metadata.json``.
 
 The weights' sha256 is recorded in ``metadata.json`` under ``medden.weights_sha256`` and checked at
-every load.
+every load. :func:`inference` is ``medden denoise --bundle`` from Python.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -32,33 +40,27 @@ from medden.bundle_format import SCHEMA, WEIGHTS, find_bundle, load_network, rea
 from medden.data import datasets
 from medden.data.samples import mni152_phantom
 from medden.engine import TrainConfig
-from medden.engine import train as run_training
+from medden.engine.handlers import TrainEvents
+from medden.engine.trainer import TrainingRun, build_run, run_trainer
 from medden.errors import UsageError
 from medden.io import write_synthetic_series
 from medden.io.atomic import atomic_path
 from medden.io.images import save_image
 from medden.noise import gaussian, lowlight, rician, salt_pepper
+from medden.workflows.bundle_workflow import (
+    DenoiseEvaluator,
+    DenoiseInferer,
+    LoadUnitd,
+    SaveUnitd,
+    UnitLog,
+    datalist,
+)
 from medden.workflows.denoise import Options, run_batch
 from medden.workflows.evaluate import EvalConfig
 from medden.workflows.evaluate import evaluate as run_evaluation
 
 #: sample data of each bundle task: what :func:`sample_data` writes
 TASKS = ("mri_rician", "mri_saltpepper", "mri_gaussian", "gray", "color", "lowlight")
-
-
-def locate(name: str) -> str:
-    """The bundle's folder for its configs: the folder of the ``--config_file`` being run (``python -m
-    monai.bundle run --config_file <bundle>/configs/x.json``), else :func:`find_bundle`. Override with
-    ``--bundle_root PATH``."""
-    import re
-
-    argv = " ".join(sys.argv)
-    match = re.search(r"--config_file[= ]+\[?['\"]?([^'\",\]\s]+)", argv)
-    if match:
-        cfg = Path(match.group(1)).resolve()
-        if cfg.parent.name == "configs" and (cfg.parent / "metadata.json").is_file():
-            return str(cfg.parent.parent)
-    return str(find_bundle(name))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -182,28 +184,97 @@ def inference(
     return summary
 
 
-def train(
-    bundle_root: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str] | None = None,
-    install: bool = False,
-    **config: Any,
-) -> dict[str, Any]:
-    """Train with the bundle's settings (``config``: :class:`medden.engine.TrainConfig` fields).
+def bundle_network(network_def: Any, bundle_root: str | os.PathLike[str], device: Any = "cpu") -> Any:
+    """``inference.json``'s ``network``: :func:`load_network` of the bundle's checksummed weights into
+    ``network_def``, with ``bundle_root`` resolved first, so ``"."`` (the default) names the model after
+    the bundle's folder, as ``medden denoise --bundle`` does."""
+    return load_network(network_def, Path(bundle_root).resolve(), device)
 
-    Writes under ``output_dir`` (default ``eval/train``); with ``install`` the best weights become
-    the bundle's (:func:`install_weights`, rank 0 only).
-    """
-    root = Path(bundle_root)
-    out = Path(output_dir) if output_dir else root / "eval" / "train"
-    cfg = TrainConfig(out_dir=str(out), **config)
-    result = run_training(cfg)
+
+def init_distributed(device: Any = "cpu") -> bool:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1), as ``medden train``
+    does (gloo on the CPU, NCCL on a GPU): ``train.json``'s ``initialize``. True when this call made it."""
+    import ignite.distributed as idist  # defers torch
+    import torch
+
+    global _DISTRIBUTED
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and idist.get_world_size() == 1:
+        idist.initialize("nccl" if torch.cuda.is_available() and str(device) != "cpu" else "gloo")
+        _DISTRIBUTED = True
+    return _DISTRIBUTED
+
+
+def finalize_distributed() -> None:
+    """Leave the process group :func:`init_distributed` made (``train.json``'s ``finalize``)."""
+    import ignite.distributed as idist  # defers torch
+
+    global _DISTRIBUTED
+    if _DISTRIBUTED:
+        idist.finalize()
+        _DISTRIBUTED = False
+
+
+_DISTRIBUTED = False
+
+
+def training_run(
+    train_config: dict[str, Any], out_dir: str | os.PathLike[str], data: str, device: Any = "cpu"
+) -> TrainingRun:
+    """The pieces of a training run (:func:`medden.engine.trainer.build_run`) of the bundle's
+    ``train_config`` (:class:`medden.engine.TrainConfig` fields), on ``data`` (``dataset_dir``: an
+    offline source such as ``mni152+skimage-gray``, or a folder), writing under ``out_dir``."""
+    cfg = TrainConfig(**{**train_config, "out_dir": str(out_dir), "data": str(data), "device": str(device)})
+    return build_run(cfg)
+
+
+#: the trainer handlers of ``medden train`` (:func:`medden.engine.trainer.build_run`), in attach order
+TRAIN_HANDLERS = (
+    "sampler_epoch",
+    "lr_schedule",
+    "loss_log",
+    "validation",
+    "best_weights",
+    "validation_log",
+    "resume_state",
+    "progress",
+    "data_audit",
+)
+
+
+class _NoHandler:
+    """A handler the run's configuration does not ask for (no cosine schedule, no progress bar...)."""
+
+    def attach(self, engine: Any) -> None:
+        pass
+
+
+def training_handler(run: TrainingRun, name: str) -> Any:
+    """The trainer handler ``name`` (one of :data:`TRAIN_HANDLERS`) of ``run``, or one that does nothing
+    when the run's configuration does not ask for it (``progress`` false, no ``audit_data``...)."""
+    if name not in TRAIN_HANDLERS:
+        raise UsageError(f"unknown training handler {name!r}; known: {', '.join(TRAIN_HANDLERS)}")
+    return run.handlers.get(name, _NoHandler())
+
+
+def epochs(run: TrainingRun) -> int:
+    """``max_epochs`` of the trainer: enough epochs for ``max_iterations`` (which ends the run)."""
+    return math.ceil(run.cfg.max_iterations / len(run.loader))
+
+
+def run_training(
+    trainer: Any, run: TrainingRun, bundle_root: str | os.PathLike[str], install: bool = False
+) -> dict[str, Any]:
+    """Run ``trainer`` (``train.json``'s ``train#trainer``, built from ``run``) to ``max_iterations``;
+    with ``install`` the best weights become the bundle's (:func:`install_weights`, rank 0 only).
+    Prints and returns the summary."""
+    result = run_trainer(run, trainer)
     summary = {
         "weights": str(result.best_path),
         "best_val_ssim": result.best_ssim,
         "iterations": result.iterations,
     }
-    if install and int(os.environ.get("RANK", "0")) == 0:
-        summary["installed"] = install_weights(root, result.best_path, training=cfg.to_json())
+    if install and run.rank == 0:
+        summary["installed"] = install_weights(bundle_root, result.best_path, training=run.cfg.to_json())
     print(json.dumps(summary, default=str))
     return summary
 
@@ -254,6 +325,8 @@ def evaluate(
     result = run_evaluation(EvalConfig(out_dir=str(out), **common, **config))
     print(result.markdown)
     summary = {"output": str(out), "summary": result.summary}
+    if out.resolve() == (root / "eval" / "evaluate").resolve():  # the bundle's own evaluation
+        summary["eval_metrics"] = record_eval_metrics(root, json.loads((out / "results.json").read_text()))
     if real:
         real_cfg = {
             **config,
@@ -265,6 +338,48 @@ def evaluate(
         print(real_result.markdown)
         summary["real_scans"] = real_result.summary
     return summary
+
+
+#: what an evaluation without ``ssim_window`` in its results used (before the Gaussian window)
+LEGACY_SSIM_WINDOW = "uniform-7 (scikit-image's default, before medden reported the 11x11 Gaussian window)"
+
+
+def eval_metrics(results: dict[str, Any], label: str) -> dict[str, Any]:
+    """``metadata.json``'s ``eval_metrics`` from an evaluation's ``results.json``: for the method
+    ``label`` (the bundle) at each level, mean PSNR/SSIM (and over the foreground where measured) with
+    the reference method's alongside; the data, noise, SSIM window and date of the evaluation."""
+    cfg, reference = results["config"], results.get("reference")
+    rows = {(r["method"], str(r["level"])): r for r in results["summary"]}
+    metrics: dict[str, Any] = {
+        "source": f"eval/evaluate/results.json of {results['date'][:10]} (configs/evaluate.json)",
+        "data": f"{cfg['data']} ({cfg.get('split', 'test')} split), {cfg['noise']} noise",
+        "ssim_window": results.get("ssim_window", LEGACY_SSIM_WINDOW),
+        "reference": reference,
+    }
+    for (method, level), row in rows.items():
+        if method != label:
+            continue
+        entry: dict[str, Any] = {}
+        for key in ("psnr", "ssim", "psnr_fg", "ssim_fg"):
+            value = row.get(f"{key}_mean")
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                entry[key] = round(float(value), 4)
+                ref = rows.get((reference, level), {}).get(f"{key}_mean")
+                if isinstance(ref, (int, float)) and math.isfinite(ref):
+                    entry[f"reference_{key}"] = round(float(ref), 4)
+        metrics[f"level_{level}"] = entry
+    return metrics
+
+
+def record_eval_metrics(bundle_root: str | os.PathLike[str], results: dict[str, Any]) -> dict[str, Any]:
+    """Write :func:`eval_metrics` of ``results`` (the bundle's own evaluation) into its
+    ``metadata.json`` (atomically); return them."""
+    root = Path(bundle_root)
+    meta = read_metadata(root)
+    meta["eval_metrics"] = eval_metrics(results, root.name)
+    with atomic_path(root / "configs" / "metadata.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=4) + "\n")
+    return meta["eval_metrics"]
 
 
 def verify(bundle_root: str | os.PathLike[str]) -> None:
@@ -284,3 +399,34 @@ def verify(bundle_root: str | os.PathLike[str]) -> None:
     )
     meta = read_metadata(root)
     checkpoints.verify_sha256(root / WEIGHTS, meta["medden"]["weights_sha256"])
+
+
+__all__ = [
+    "TASKS",
+    "TRAIN_HANDLERS",
+    "WEIGHTS",
+    "DenoiseEvaluator",
+    "DenoiseInferer",
+    "LoadUnitd",
+    "SaveUnitd",
+    "TrainEvents",
+    "UnitLog",
+    "bundle_network",
+    "datalist",
+    "epochs",
+    "eval_metrics",
+    "evaluate",
+    "finalize_distributed",
+    "find_bundle",
+    "inference",
+    "init_distributed",
+    "install_weights",
+    "load_network",
+    "record_eval_metrics",
+    "run_training",
+    "sample_data",
+    "sample_pair",
+    "training_handler",
+    "training_run",
+    "verify",
+]

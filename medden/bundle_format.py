@@ -7,8 +7,9 @@ A medden bundle (``bundles/<name>/``) follows the MONAI model-zoo layout: ``conf
 ``network_def`` of ``configs/inference.json`` read as plain data, never evaluated (a config is code).
 What the bundle configs *run* (inference, training, evaluation) is :mod:`medden.bundle`, at the top.
 
-Bundles are found by name in the folders of ``MEDDEN_BUNDLES`` (``os.pathsep``-separated) and in the
-``bundles/`` folder of a source checkout.
+Bundles are found by name in the folders of ``MEDDEN_BUNDLES`` (``os.pathsep``-separated), then in
+the ``bundles/`` folder of a source checkout, then in the bundles an installed wheel carries as
+package data (``medden/bundles/``: ``setup.py`` copies them there at build time, without ``eval/``).
 """
 
 from __future__ import annotations
@@ -23,23 +24,45 @@ from medden.denoiser import INTENSITIES, LoadedModel
 from medden.errors import UsageError
 
 WEIGHTS = "models/model.safetensors"
-SCHEMA = Path(__file__).resolve().parents[1] / "bundles" / "schema" / "meta_schema.json"
+_PACKAGE = Path(__file__).resolve().parent
+#: the bundles of a source checkout (``<repo>/bundles``; an editable install runs from here)
+CHECKOUT_BUNDLES = _PACKAGE.parent / "bundles"
+#: the bundles an installed wheel carries (package data, copied from the checkout by ``setup.py``)
+INSTALLED_BUNDLES = _PACKAGE / "bundles"
+
+
+def shipped_bundles() -> Path | None:
+    """The folder of the bundles that come with medden: a source checkout's ``bundles/`` (recognised by
+    the ``pyproject.toml`` beside it), else the installed package's ``medden/bundles/``, else None."""
+    if (CHECKOUT_BUNDLES.parent / "pyproject.toml").is_file() and CHECKOUT_BUNDLES.is_dir():
+        return CHECKOUT_BUNDLES
+    return INSTALLED_BUNDLES if INSTALLED_BUNDLES.is_dir() else None
+
+
+#: the MONAI metadata schema the bundles are verified against (vendored: nothing is downloaded)
+SCHEMA = (shipped_bundles() or CHECKOUT_BUNDLES) / "schema" / "meta_schema.json"
 
 
 def bundle_search_path() -> list[Path]:
-    """Folders searched for bundles by name: ``MEDDEN_BUNDLES``, then a source checkout's ``bundles/``."""
+    """Folders searched for bundles by name: ``MEDDEN_BUNDLES``, then :func:`shipped_bundles`."""
     paths = [Path(p) for p in os.environ.get("MEDDEN_BUNDLES", "").split(os.pathsep) if p]
-    checkout = Path(__file__).resolve().parents[1] / "bundles"
-    if checkout.is_dir():
-        paths.append(checkout)
+    shipped = shipped_bundles()
+    if shipped is not None:
+        paths.append(shipped)
     return paths
 
 
 def available_bundles() -> dict[str, Path]:
-    """Bundles found on :func:`bundle_search_path`, by folder name."""
+    """Bundles found on :func:`bundle_search_path`, by folder name (the first one found wins).
+
+    Each folder on the path is a folder of bundles, or a bundle itself (it has
+    ``configs/inference.json``).
+    """
     found: dict[str, Path] = {}
     for root in bundle_search_path():
-        if root.is_dir():
+        if (root / "configs" / "inference.json").is_file():
+            found.setdefault(root.name, root)
+        elif root.is_dir():
             for cfg in sorted(root.glob("*/configs/inference.json")):
                 found.setdefault(cfg.parents[1].name, cfg.parents[1])
     return found
@@ -59,6 +82,68 @@ def read_metadata(bundle_root: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"not a bundle (no configs/metadata.json): {bundle_root}")
     return dict(json.loads(path.read_text()))
+
+
+def input_modality(meta: dict[str, Any]) -> str | None:
+    """The modality of a bundle's input image (``network_data_format.inputs.<first>.modality`` of its
+    metadata: ``MR``, ``CT``, ``OT``...), upper case, or None when the metadata names none."""
+    fmt = meta.get("network_data_format")
+    inputs = fmt.get("inputs") if isinstance(fmt, dict) else None
+    first = next(iter(inputs.values()), None) if isinstance(inputs, dict) and inputs else None
+    value = first.get("modality") if isinstance(first, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().upper()
+
+
+#: what :func:`weights_status` can answer
+WEIGHT_STATES = ("verified", "mismatch", "missing", "unrecorded")
+
+
+def weights_status(bundle_root: str | os.PathLike[str]) -> str:
+    """Whether the bundle's weights verify: ``verified`` (their sha256 is the one ``metadata.json``
+    records), ``mismatch`` (it is not: :func:`load_network` refuses them), ``missing`` (no
+    ``models/model.safetensors``) or ``unrecorded`` (no sha256 recorded: loaded only when unverified
+    weights are allowed)."""
+    root = Path(bundle_root)
+    info = read_metadata(root).get("medden")
+    expected = info.get("weights_sha256") if isinstance(info, dict) else None
+    if not (root / WEIGHTS).is_file():
+        return "missing"
+    if not isinstance(expected, str) or not expected:
+        return "unrecorded"
+    return "verified" if checkpoints.sha256_file(root / WEIGHTS) == expected.lower() else "mismatch"
+
+
+def describe(bundle_root: str | os.PathLike[str]) -> dict[str, Any]:
+    """A bundle at a glance, as ``medden models`` lists it: name, task, net, spatial dims, input
+    modality and channels, training noise, version, :func:`weights_status`, folder. A bundle whose
+    configs cannot be read gets ``weights: "invalid"`` and the reason in ``error`` instead."""
+    root = Path(bundle_root)
+    row: dict[str, Any] = {"name": root.name, "path": str(root)}
+    try:
+        meta = read_metadata(root)
+        net, args = network_spec(root)
+        weights = weights_status(root)
+    except (UsageError, ValueError, TypeError, OSError) as exc:
+        return {**row, "weights": "invalid", "error": str(exc).splitlines()[0]}
+    image = _mapping(_mapping(_mapping(meta.get("network_data_format")).get("inputs")).get("image"))
+    training = _mapping(_mapping(meta.get("medden")).get("training"))
+    return {
+        **row,
+        "task": meta.get("task"),
+        "net": net,
+        "spatial_dims": args.get("spatial_dims"),
+        "modality": image.get("modality"),
+        "channels": args.get("in_channels"),
+        "noise": training.get("noise"),
+        "version": meta.get("version"),
+        "weights": weights,
+    }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 #: the only ``_target_`` a bundle's ``network_def`` may name when medden reads it as data
@@ -151,6 +236,7 @@ def load_network(
         "verified": expected is not None,
         "net": name,
         "net_kwargs": args,
+        "bundle_modality": input_modality(meta),
     }
     return LoadedModel.wrap(
         network.to(device).eval(),

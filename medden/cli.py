@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "medden.commands.models",
     "medden.commands.evaluate",
     "medden.commands.demo",
+    "medden.commands.export",
 )
 
 

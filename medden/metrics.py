@@ -1,9 +1,13 @@
 """Image-quality metrics and paired statistics.
 
-PSNR and SSIM follow scikit-image exactly (same window, same constants) for 2D and 3D images with an
-explicit data range; the foreground variants average only over a mask, such as the BrainWeb
-protocol's "clean image above a threshold". Paired statistics compare two methods on the same
-images: mean difference with a t confidence interval, paired t-test and Wilcoxon signed-rank test.
+PSNR and SSIM follow scikit-image exactly for 2D and 3D images with an explicit data range. SSIM
+uses the window of the literature by default (Wang et al. 2004, and the training loss): an 11×11
+(11³ in 3D) Gaussian window of σ 1.5 with population covariances, :data:`SSIM_WINDOW`
+(``"gaussian-11-1.5"``), which every report states; scikit-image's own default, a 7×7 uniform window,
+gives numbers that are not comparable with papers. The foreground variants average only over a mask,
+such as the BrainWeb protocol's "clean image above a threshold". Paired statistics compare two
+methods on the same images: mean difference with a t confidence interval, paired t-test and
+Wilcoxon signed-rank test.
 
 Images are channel-first (C, H, W) or (C, D, H, W) when ``channel_axis=0`` (the default); pass
 ``channel_axis=None`` for a bare (H, W) or (D, H, W) array. numpy arrays and torch tensors are accepted.
@@ -75,20 +79,44 @@ def psnr(x: Any, y: Any, data_range: float, mask: Any = None) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
+#: the SSIM window medden reports with (:func:`ssim`'s default), as :func:`ssim_window` names it
+SSIM_WINDOW = "gaussian-11-1.5"
+#: side of that window: an image (or, in 3D, a volume) needs at least this many pixels along each axis
+SSIM_WINDOW_SIDE = 11
+
+
+def ssim_window(gaussian_weights: bool = True, win_size: int | None = None) -> str:
+    """The name of an SSIM window, as reports record it: ``gaussian-11-1.5`` (the default, Wang et
+    al.'s) or ``uniform-<side>`` (scikit-image's default is ``uniform-7``).
+
+    Example:
+        >>> ssim_window(), ssim_window(gaussian_weights=False)
+        ('gaussian-11-1.5', 'uniform-7')
+    """
+    if gaussian_weights:
+        if win_size not in (None, SSIM_WINDOW_SIDE):
+            raise ValueError(f"the Gaussian SSIM window (σ 1.5) is {SSIM_WINDOW_SIDE} wide, not {win_size}")
+        return SSIM_WINDOW
+    return f"uniform-{win_size or 7}"
+
+
 def ssim(
     x: Any,
     y: Any,
     data_range: float,
     mask: Any = None,
     channel_axis: int | None = 0,
-    gaussian_weights: bool = False,
+    gaussian_weights: bool = True,
     win_size: int | None = None,
 ) -> float:
     """Structural similarity, as ``skimage.metrics.structural_similarity`` with an explicit range.
 
-    2D and 3D; with ``channel_axis`` the channels are averaged. With a ``mask`` the SSIM map is
-    averaged over the mask (inside the same border crop scikit-image uses), so an all-true mask
-    gives exactly the unmasked value.
+    By default with the 11×11 Gaussian window of σ 1.5 and population covariances of Wang et al.
+    (2004), as papers report it (:data:`SSIM_WINDOW`): scikit-image's
+    ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``.
+    2D and 3D (an 11³ window: every axis at least 11 long); with ``channel_axis`` the channels are
+    averaged. With a ``mask`` the SSIM map is averaged over the mask (inside the same border crop
+    scikit-image uses), so an all-true mask gives exactly the unmasked value.
 
     Args:
         x: reference (clean) image.
@@ -96,8 +124,8 @@ def ssim(
         data_range: the value range; never inferred.
         mask: optional boolean foreground mask (broadcast to the image).
         channel_axis: axis of the channels (0 for channel-first), or None.
-        gaussian_weights: use the 11×11 Gaussian window of Wang et al. instead of a 7×7 uniform one.
-        win_size: window side (odd); scikit-image's default when None.
+        gaussian_weights: the Gaussian window (default); False for scikit-image's default uniform one.
+        win_size: side of the uniform window (odd; 7 when None); the Gaussian one is always 11.
 
     Example:
         >>> import numpy as np
@@ -108,18 +136,19 @@ def ssim(
     """
     from skimage.metrics import structural_similarity
 
+    ssim_window(gaussian_weights, win_size)  # checks the window
     a, b = _check_pair(x, y, data_range)
     kwargs: dict[str, Any] = {"data_range": data_range, "channel_axis": channel_axis}
     if gaussian_weights:
         kwargs.update(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-    if win_size is not None:
+    elif win_size is not None:
         kwargs["win_size"] = win_size
     if mask is None:
         return float(structural_similarity(a, b, **kwargs))
     m = _broadcast_mask(mask, a.shape)
     _, smap = structural_similarity(a, b, full=True, **kwargs)
     # scikit-image averages the map over the interior, cropping (win_size - 1) // 2 at each border
-    win = win_size if win_size is not None else (11 if gaussian_weights else 7)
+    win = SSIM_WINDOW_SIDE if gaussian_weights else (win_size or 7)
     pad = (win - 1) // 2
     interior = np.zeros(a.shape, dtype=bool)
     ch = None if channel_axis is None else channel_axis % a.ndim
@@ -216,7 +245,8 @@ def image_scores(
     clean: np.ndarray, out: np.ndarray, threshold: float = FOREGROUND_THRESHOLD
 ) -> dict[str, float]:
     """PSNR and SSIM of ``out`` against ``clean`` (data range 1) on the whole image and on the foreground
-    (``psnr_fg``, ``ssim_fg``; NaN when there is none), and the RMSE over the background (``rmse_bg``)."""
+    (``psnr_fg``, ``ssim_fg``; NaN when there is none), and the RMSE over the background (``rmse_bg``).
+    SSIM with :data:`SSIM_WINDOW`."""
     row = {"psnr": psnr(clean, out, 1.0), "ssim": ssim(clean, out, 1.0)}
     try:
         fg = foreground_mask(clean, threshold)

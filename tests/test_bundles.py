@@ -136,7 +136,14 @@ MEDICAL = [n for n in BUNDLES if _meta(n)["network_data_format"]["inputs"]["imag
 NATURAL = [n for n in BUNDLES if n not in MEDICAL]
 
 
-@pytest.mark.parametrize("name", NATURAL)
+def _by_default(names: list[str], *keep: str) -> list:
+    """``names`` as parameters, those not in ``keep`` marked slow: a ``python -m monai.bundle run``
+    subprocess costs 15-40 s on two CPU cores, so the default run takes each path once (``keep``) and
+    ``make test-slow`` takes every bundle."""
+    return [n if n in keep else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+@pytest.mark.parametrize("name", _by_default(NATURAL, "gimsanet_color", "mirnet_lowlight"))
 def test_inference_config_runs_on_a_users_image_folder(name, tmp_path):
     """PNG and JPEG photographs in, the same formats, bit depth and size out; brightness is kept (AWGN)
     or raised (low light), which needs the type's range, not the image's, as the [0, 1] scale."""
@@ -158,6 +165,8 @@ def test_inference_config_runs_on_a_users_image_folder(name, tmp_path):
     proc = _monai_run(
         "--config_file",
         str(ROOT / name / "configs" / "inference.json"),
+        "--bundle_root",
+        str(ROOT / name),
         "--dataset_dir",
         str(src),
         "--output_dir",
@@ -174,14 +183,15 @@ def test_inference_config_runs_on_a_users_image_folder(name, tmp_path):
             assert abs(got.mean() - arr.mean()) < 6, rel
 
 
-@pytest.mark.parametrize("name", MEDICAL)
+@pytest.mark.parametrize("name", _by_default(MEDICAL, "hmadnet_mri_rician", "hmadnet_mri_rician_3d"))
 def test_inference_config_runs_on_a_users_folder(name, tmp_path):
     _tiny_inputs(tmp_path / "in", 2)
     out = tmp_path / "out"
     cfg = ROOT / name / "configs" / "inference.json"
     proc = _monai_run(
-        "--config_file", str(cfg), "--dataset_dir", str(tmp_path / "in"), "--output_dir", str(out)
-    )
+        "--config_file", str(cfg), "--bundle_root", str(ROOT / name), "--dataset_dir", str(tmp_path / "in"),
+        "--output_dir", str(out),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     done = {r["kind"] for r in records if r["status"] == "done"}
@@ -193,19 +203,20 @@ def test_inference_config_runs_on_a_users_folder(name, tmp_path):
     assert mio.load(derived).shape == mio.load(tmp_path / "in" / "dicom" / "series").shape
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", _by_default(BUNDLES, "dran_mri", "hmadnet_saltpepper", "dncnn_gray"))
 def test_inference_config_runs_on_its_own_sample_data(name, tmp_path):
     """No dataset: the bundle makes its sample input (deterministic, nothing downloaded)."""
     out = tmp_path / "out"
     proc = _monai_run(
-        "--config_file", str(ROOT / name / "configs" / "inference.json"), "--output_dir", str(out)
-    )
+        "--config_file", str(ROOT / name / "configs" / "inference.json"), "--bundle_root", str(ROOT / name),
+        "--output_dir", str(out),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert records and all(r["status"] == "done" for r in records), records
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", _by_default(BUNDLES, "hmadnet_mri_rician_3d", "mirnet_lowlight"))
 def test_train_config_runs_two_iterations(name, tmp_path):
     cfg = ROOT / name / "configs" / "train.json"
     meta = json.loads((ROOT / name / "configs" / "train.json").read_text())
@@ -213,6 +224,8 @@ def test_train_config_runs_two_iterations(name, tmp_path):
     proc = _monai_run(
         "--config_file",
         str(cfg),
+        "--bundle_root",
+        str(ROOT / name),
         "--output_dir",
         str(tmp_path / "train"),
         "--train_config#max_iterations",
@@ -295,6 +308,7 @@ def test_denoise_command_with_bundle_and_model_name_use_the_same_weights(name, t
     assert (tmp_path / "a" / name_out).read_bytes() == (tmp_path / "b" / name_out).read_bytes()
 
 
+@pytest.mark.slow  # two torchrun processes with gloo: about 45 s
 def test_multi_gpu_train_config_runs_under_torchrun(tmp_path):
     """``multi_gpu_train.json`` on top of ``train.json``: two gloo processes on the CPU, as the docs show."""
     import shutil
@@ -310,7 +324,7 @@ def test_multi_gpu_train_config_runs_under_torchrun(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run", "--config_file",
-         json.dumps(configs), "--output_dir", str(out), *args],
+         json.dumps(configs), "--bundle_root", str(ROOT / name), "--output_dir", str(out), *args],
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -41,7 +41,7 @@ def export(tmp_path):
         f.rename(f.with_suffix(""))  # file names without .dcm
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), np.eye(4)), root / "t1.nii.gz")
     Image.fromarray(np.zeros((8, 9), np.uint16)).save(root / "slice.png")
-    (root / "notes.txt").write_text("hello")
+    (root / "notes.dat").write_text("hello")  # a name that does not say what it is: read, not DICOM
     shutil.copy(get_testdata_file("rtplan.dcm"), root / "rtplan.dcm")
     shutil.copy(get_testdata_file("MR_truncated.dcm"), root / "MR_truncated.dcm")
     uids = [str(pydicom.dcmread(f).SeriesInstanceUID) for f in (root / "DICOM" / "S1").iterdir()][:1]
@@ -59,7 +59,7 @@ def test_info_lines(export, capsys):
     assert any(line.startswith("NIfTI  t1.nii.gz  int16  4x5x6") for line in lines)
     assert any(line.startswith("image  slice.png  PNG") and "8x9" in line for line in lines)
     skipped = {line.split(":")[0] for line in lines if line.startswith("skipped")}
-    assert skipped == {"skipped  MR_truncated.dcm", "skipped  notes.txt", "skipped  rtplan.dcm"}
+    assert skipped == {"skipped  MR_truncated.dcm", "skipped  notes.dat", "skipped  rtplan.dcm"}
     assert "RT Plan" in out and "truncated" in out and "not a DICOM file" in out
     assert lines[-1] == "1 DICOM series, 1 NIfTI, 1 images, 3 skipped"
     for secret in (*PHI, *uids):
@@ -78,7 +78,7 @@ def test_info_json(export, capsys):
     assert {f["path"] for f in report["files"]} == {"t1.nii.gz", "slice.png"}
     assert {s["path"]: s["error"] for s in report["skipped"]} == {
         "MR_truncated.dcm": "PixelDataError",
-        "notes.txt": "UnsupportedFormatError",
+        "notes.dat": "UnsupportedFormatError",
         "rtplan.dcm": "NonImageObjectError",
     }
     for secret in (*PHI, *uids):

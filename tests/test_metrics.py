@@ -8,7 +8,15 @@ import torch
 from scipy import stats
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from medden.metrics import foreground_mask, paired_stats, psnr, ssim
+from medden.metrics import (
+    SSIM_WINDOW,
+    foreground_mask,
+    image_scores,
+    paired_stats,
+    psnr,
+    ssim,
+    ssim_window,
+)
 from medden.noise import gaussian, rician
 
 
@@ -39,16 +47,67 @@ def test_ssim_matches_skimage_2d(pair2d, gaussian_weights):
     assert ssim(x, y, 1.0, gaussian_weights=gaussian_weights) == pytest.approx(ref, rel=1e-9)
 
 
+#: scikit-image's settings for the SSIM of Wang et al. (2004): 11×11 Gaussian window, σ 1.5
+WANG = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+
+
 def test_ssim_matches_skimage_3d_and_color():
     rng = np.random.default_rng(1)
     vol = rng.random((1, 16, 20, 24))
     noisy = vol + rng.normal(0, 0.1, vol.shape)
-    ref = structural_similarity(vol[0], noisy[0], data_range=1.0)
+    ref = structural_similarity(vol[0], noisy[0], data_range=1.0, **WANG)
     assert ssim(vol, noisy, 1.0) == pytest.approx(ref, rel=1e-9)
+    uniform = structural_similarity(vol[0], noisy[0], data_range=1.0)
+    assert ssim(vol, noisy, 1.0, gaussian_weights=False) == pytest.approx(uniform, rel=1e-9)
     rgb = rng.random((3, 40, 40))
     noisy_rgb = rgb + rng.normal(0, 0.1, rgb.shape)
-    ref_rgb = structural_similarity(rgb, noisy_rgb, data_range=1.0, channel_axis=0)
+    ref_rgb = structural_similarity(rgb, noisy_rgb, data_range=1.0, channel_axis=0, **WANG)
     assert ssim(rgb, noisy_rgb, 1.0) == pytest.approx(ref_rgb, rel=1e-9)
+    uniform_rgb = structural_similarity(rgb, noisy_rgb, data_range=1.0, channel_axis=0)
+    assert ssim(rgb, noisy_rgb, 1.0, gaussian_weights=False) == pytest.approx(uniform_rgb, rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 72), (1, 14, 18, 22)], ids=["2d", "3d"])
+def test_ssim_default_is_the_gaussian_window_of_the_literature(shape):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(7)
+    x = gaussian_filter(rng.random(shape), (0, 2, 2) if len(shape) == 3 else (0, 2, 2, 2))
+    x = (x - x.min()) / (x.max() - x.min())  # a smooth image: the two windows score its noise differently
+    y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1)
+    ref = structural_similarity(x[0], y[0], data_range=1.0, **WANG)
+    assert ssim(x, y, 1.0) == pytest.approx(ref, rel=1e-9)
+    assert ssim(x[0], y[0], 1.0, channel_axis=None) == pytest.approx(ref, rel=1e-9)  # a bare array
+    # not scikit-image's default 7×7 uniform window: the two differ on this pair
+    assert abs(ssim(x, y, 1.0) - structural_similarity(x[0], y[0], data_range=1.0)) > 0.01
+    assert ssim(x, x, 1.0) == 1.0
+    assert ssim(x, x.copy(), 1.0, mask=x > 0.5) == 1.0
+    assert image_scores(x, x)["ssim"] == 1.0 and image_scores(x, y)["ssim"] == pytest.approx(ref, rel=1e-9)
+
+
+def test_masked_ssim_uses_the_gaussian_window_and_its_border():
+    rng = np.random.default_rng(8)
+    x = rng.random((1, 40, 48))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    _, smap = structural_similarity(x[0], y[0], data_range=1.0, full=True, **WANG)
+    mask = np.zeros_like(x, dtype=bool)
+    mask[:, 2:20, 3:30] = True  # partly in the 5-pixel border the 11×11 window crops
+    inner = np.zeros(x.shape[1:], dtype=bool)
+    inner[5:-5, 5:-5] = True
+    expected = smap[mask[0] & inner].mean()
+    assert ssim(x, y, 1.0, mask=mask) == pytest.approx(expected, rel=1e-12)
+    assert image_scores(x, y)["ssim_fg"] == pytest.approx(ssim(x, y, 1.0, mask=foreground_mask(x)), rel=1e-12)
+
+
+def test_ssim_window_names_what_is_reported():
+    assert ssim_window() == SSIM_WINDOW == "gaussian-11-1.5"
+    assert ssim_window(gaussian_weights=False) == "uniform-7"
+    assert ssim_window(gaussian_weights=False, win_size=9) == "uniform-9"
+    x = np.random.default_rng(0).random((1, 32, 32))
+    with pytest.raises(ValueError, match="11"):
+        ssim(x, x, 1.0, win_size=7)  # the Gaussian window's side is fixed by σ
+    with pytest.raises(ValueError):  # smaller than the window
+        ssim(x[:, :9, :9], x[:, :9, :9], 1.0)
 
 
 def test_masked_metrics(pair2d):

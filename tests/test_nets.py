@@ -33,7 +33,7 @@ def _sigma(net: torch.nn.Module, batch: int) -> torch.Tensor | None:
 
 @pytest.mark.parametrize(
     "name, channels",
-    [pytest.param(n, c, marks=pytest.mark.slow) if n in HEAVY and c != 3 else (n, c) for n, c in CASES_2D],
+    [pytest.param(n, c, marks=pytest.mark.slow) if n in HEAVY else (n, c) for n, c in CASES_2D],
 )
 def test_odd_size_batch_two_keeps_shape(name, channels):
     net = _build(name, channels).eval()
@@ -194,13 +194,30 @@ def test_models_command_lists_every_net_with_its_parameter_count(capsys):
     from medden.cli import main
 
     assert main(["models", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = [r for r in lines if r["kind"] == "architecture"]  # after the bundles and the baselines
     assert [r["name"] for r in rows] == NAMES
     for r in rows:
         c = nets.spec(r["name"]).channels[0]
         assert r["parameters"] == nets.count_parameters(nets.get(r["name"], in_channels=c, out_channels=c))
     assert main(["models"]) == 0
-    table = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out.splitlines()
+    table = out[next(i for i, line in enumerate(out) if line.startswith("Architectures")) + 1 :]
     assert len(table) == len(NAMES) + 1  # a header and one line per net
     for name, line in zip(NAMES, table[1:]):
         assert line.split()[0] == name and f"{rows[NAMES.index(name)]['parameters']:,}" in line
+
+
+def test_hmadnet_noise_level_input_option():
+    torch.manual_seed(0)
+    blind = nets.get("hmadnet-compact", features=(8, 16))
+    aware = nets.get("hmadnet-compact", features=(8, 16), noise_level_input=True).eval()
+    assert not blind.noise_aware and aware.noise_aware
+    assert aware.encoders[0].body[0].in_channels == 2  # image + σ map
+    x = torch.rand(2, 1, 24, 20)
+    with torch.no_grad():
+        low, high = aware(x, 0.01), aware(x, 0.2)
+        per_item = aware(x, torch.tensor([0.01, 0.2]))
+    assert not torch.equal(low, high)
+    assert torch.allclose(per_item[0], low[0], atol=1e-6) and torch.allclose(per_item[1], high[1], atol=1e-6)
+    assert aware(x).shape == x.shape  # σ estimated inside when not given

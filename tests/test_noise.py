@@ -189,10 +189,10 @@ def test_rician_estimator_on_3d_volume():
     assert abs(est.level - 0.04) / 0.04 < 0.15
 
 
-def test_rician_estimator_refuses_image_without_air():
+def test_rician_background_fit_refuses_image_without_air():
     noisy = rician(natural_image("coins"), 0.03, rng=0)
     with pytest.raises(ValueError, match="Rician noise cannot be estimated"):
-        estimate_rician(noisy)
+        estimate_rician(noisy, method="background")
 
 
 # Photographs carry their own noise (sensor, JPEG): `moon`, `brick` and `clock` have below 0.4 % of

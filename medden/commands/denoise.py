@@ -16,7 +16,17 @@ or folder, or an image file or folder (.png .jpg .jpeg .bmp .tif .tiff). OUTPUT 
 DICOM series becomes a derived series in its own folder, each NIfTI a NIfTI and each image an image
 of the same format and bit depth, at the same relative path, with a provenance JSON beside it.
 OUTPUT/manifest.jsonl gets one JSON object per unit (input, output, status, error, seconds); a
-rerun skips what is done unless --overwrite. The input is never modified.
+rerun skips what is done unless --overwrite. The input is never modified. Sidecars and other files
+that are not images (.json .tsv .bval .bvec .txt, README...) are skipped, not failed.
+
+BIDS: with --bids, INPUT is a BIDS dataset (it holds dataset_description.json) and OUTPUT gets a
+BIDS derivative dataset, derivatives/medden/: sub-*/[ses-*/]<datatype>/..._desc-denoised_<suffix>.nii.gz,
+each with a sidecar JSON (the source's fields, Sources, GeneratedBy: medden, model, weights sha256)
+and a dataset_description.json (DatasetType derivative).
+
+modality: a bundle made for one modality (its metadata's input modality, e.g. MR) refuses DICOM
+series of another (e.g. CT) with exit code 2, unless --any-modality; NIfTI and image files name
+no modality and are run (noted in the manifest).
 
 exit codes:
   0  every unit done or skipped
@@ -76,6 +86,16 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="also write OUTPUT/figures/<name>.figure.png: input, denoised and |input - denoised|",
     )
+    p.add_argument(
+        "--bids",
+        action="store_true",
+        help="INPUT is a BIDS dataset: write a BIDS derivative dataset under OUTPUT/derivatives/medden",
+    )
+    p.add_argument(
+        "--any-modality",
+        action="store_true",
+        help="run a model made for one modality (e.g. MR) on DICOM series of another (e.g. CT)",
+    )
     p.add_argument("--shard", help="i/N: process every N-th unit starting at i")
     p.add_argument("--overwrite", action="store_true", help="redo units that are done and replace outputs")
     p.add_argument("--dry-run", action="store_true", help="list the units and their outputs, write nothing")
@@ -93,7 +113,13 @@ def _noise_level(text: str | None) -> str | float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medden.workflows.denoise import Options, check_paths, parse_shard, run_batch  # defers torch
+    from medden.workflows.denoise import (  # defers torch
+        Options,
+        check_bids_input,
+        check_paths,
+        parse_shard,
+        run_batch,
+    )
 
     options = Options(
         mode=args.mode,
@@ -107,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     ).validate()
     shard = parse_shard(args.shard)
     check_paths(Path(args.input), Path(args.output))  # before loading any model
+    if args.bids:
+        check_bids_input(Path(args.input))
     model = load_model(
         args.model, args.bundle, args.checkpoint, args.net, args.device, args.sha256, args.allow_unverified
     )
@@ -120,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         shard=shard,
         quiet=args.quiet,
         command=" ".join(["medden", *sys.argv[1:]]),
+        bids_mode=args.bids,
+        any_modality=args.any_modality,
     )
     if not args.dry_run and not args.quiet:
         print(

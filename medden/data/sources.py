@@ -32,7 +32,7 @@ import medden.io as mio
 from medden.data import datasets as ds
 from medden.data.synthetic import ConcatSequence, SyntheticImages
 from medden.errors import UsageError
-from medden.metrics import FOREGROUND_THRESHOLD
+from medden.metrics import FOREGROUND_THRESHOLD, SSIM_WINDOW_SIDE
 from medden.noise import noise_model
 
 #: unlimited synthetic sources (:mod:`medden.data.synthetic`): name -> (generator, channels)
@@ -57,8 +57,8 @@ DATA_SOURCES = (
 )
 #: the splits :func:`clean_sources` knows; ``all`` is for folders and ``realscans``
 SPLITS = (*ds.SPLITS, "all")
-#: smallest side of a ``realscans`` volume in 3D (the 7-voxel SSIM window)
-MIN_SIDE_3D = 7
+#: smallest side of a ``realscans`` volume in 3D (the 11-voxel SSIM window)
+MIN_SIDE_3D = SSIM_WINDOW_SIDE
 #: minimum fraction of foreground (above :data:`medden.metrics.FOREGROUND_THRESHOLD`) in a kept slice
 MIN_FOREGROUND_2D = 0.15
 NOT_FOR_TRAINING = "realscans are for validation and testing only, never training"

@@ -21,8 +21,10 @@ Files written under ``out_dir`` (by rank 0 only, each atomically):
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,12 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_data",
+    "TrainingRun",
     "build_net",
+    "build_run",
     "evaluate_items",
+    "make_trainer",
+    "run_trainer",
     "train",
 ]
 
@@ -99,6 +105,51 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _run(local_rank: int, cfg: TrainConfig, box: dict[str, TrainResult]) -> None:
     """One process of a run: build the engines and their handlers, run, report."""
+    run = build_run(cfg)
+    box["result"] = run_trainer(run, make_trainer(run))
+
+
+@dataclass
+class TrainingRun:
+    """Everything one process of a run is made of, built by :func:`build_run` before the trainer.
+
+    The data (``items``, their ``transform``, the ``loader`` and its resumable ``sampler``, the fixed
+    ``val_items``), the net and its data-parallel wrapper (``model``), the optimiser, schedule and loss,
+    how a batch reaches the net (``prepare_batch``, ``inferer``), the validation ``evaluator`` (the
+    plateau schedule and early stopping attached to it) and the trainer's ``handlers`` by name, in the
+    order they attach. :func:`make_trainer` builds MONAI's ``SupervisedTrainer`` from it (a bundle's
+    ``train.json`` spells the same trainer out), :func:`run_trainer` runs it.
+    """
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: Any
+    out: Path
+    items: Any
+    transform: Any
+    val_items: list[dict[str, Any]]
+    net: Any
+    net_kwargs: dict[str, Any]
+    loader: Any
+    sampler: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    loss: Any
+    prepare_batch: Any
+    inferer: Any
+    evaluator: Any
+    log: RunLog
+    best: BestWeights
+    early: EarlyStop | None
+    handlers: dict[str, Any] = field(default_factory=dict)
+
+
+def build_run(cfg: TrainConfig) -> TrainingRun:
+    """The pieces of one process of a run of ``cfg`` (inside the process group, if any); nothing trains
+    yet. Rank 0 writes ``config.json``."""
+    cfg.validate()
     rank, world = idist.get_rank(), idist.get_world_size()
     if world > 1 and not torch.cuda.is_available():
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
@@ -115,78 +166,121 @@ def _run(local_rank: int, cfg: TrainConfig, box: dict[str, TrainResult]) -> None
         checkpoints.load_weights(net, cfg.init_weights)
     generator = torch.Generator().manual_seed(cfg.seed + 101 + rank)  # self-supervised sub-samples/masks
     loader, sampler = train_loader(cfg, items, transform, rank, world)
-    trainer, optimizer, scheduler = _trainer(cfg, net, loader, generator, device)
-    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: sampler.set_epoch(e.state.epoch))
+    model = idist.auto_model(net.to(device))
+    optimizer, scheduler, loss = build_optimisation(cfg, model, device)
     evaluator = build_evaluator(net, val_items, device, net.noise_aware) if val_items else None
+    early = _attach_schedule(cfg, evaluator, scheduler)
     log = RunLog(out, cfg, active=rank == 0)
+    best = BestWeights(net, out, cfg.net, net_kwargs, evaluator, write=rank == 0)
+    run = TrainingRun(
+        cfg, rank, world, device, out, items, transform, val_items, net, net_kwargs, loader, sampler,
+        model, optimizer, scheduler, passthrough_loss if cfg.self_supervised else loss,
+        PrepareBatch(net.noise_aware), train_call(cfg, net, generator, device), evaluator, log, best, early,
+    )  # fmt: skip
+    run.handlers = _handlers(run, generator)
+    return run
+
+
+def _handlers(run: TrainingRun, generator: Any) -> dict[str, Any]:
+    """The trainer's handlers of ``run``, by name, in the order they attach."""
+    cfg = run.cfg
+    handlers: dict[str, Any] = {"sampler_epoch": SamplerEpoch(run.sampler)}
+    if cfg.scheduler == "cosine":
+        handlers["lr_schedule"] = LrScheduleHandler(run.scheduler, print_lr=False, epoch_level=False)
+    losses = LossLog(cfg.log_interval, run.optimizer, run.log)
+    handlers.update(
+        loss_log=losses,
+        validation=Validation(cfg.val_interval, run.evaluator),
+        best_weights=run.best,
+        validation_log=ValidationLog(run.log, run.evaluator, run.best),
+    )
+    parts = {"model": run.net, "optimizer": run.optimizer, "scheduler": run.scheduler}
+    parts.update(best=run.best, early_stopping=run.early, log=losses)
+    random = RandomStates(run.sampler, run.transform, generator, run.world)
+    handlers["resume_state"] = ResumeState(
+        run.out / "last.pt", parts, random, run.loader.batch_size, write=run.rank == 0
+    )
+    if run.rank == 0 and cfg.progress:
+        handlers["progress"] = Progress()
+    if cfg.audit_data:
+        handlers["data_audit"] = DataAudit(run.out, run.rank, run.world)
+    return handlers
+
+
+def make_trainer(run: TrainingRun) -> SupervisedTrainer:
+    """MONAI's ``SupervisedTrainer`` of ``run`` (data-parallel under ``torchrun``) with its handlers; it
+    steps until ``max_iterations`` (:func:`run_trainer`), whatever ``max_epochs`` says."""
+    return SupervisedTrainer(
+        device=run.device,
+        max_epochs=math.ceil(run.cfg.max_iterations / len(run.loader)),
+        train_data_loader=run.loader,
+        epoch_length=len(run.loader),
+        network=run.model,
+        optimizer=run.optimizer,
+        loss_function=run.loss,
+        prepare_batch=run.prepare_batch,
+        inferer=run.inferer,
+        decollate=False,
+        optim_set_to_none=True,
+        event_names=[TrainEvents],
+        train_handlers=list(run.handlers.values()),
+    )
+
+
+def run_trainer(run: TrainingRun, trainer: Any) -> TrainResult:
+    """Run ``trainer`` (built from ``run``) until ``max_iterations``, from ``resume``'s iteration when
+    given, and report."""
+    cfg = run.cfg
+    if run.early is not None:
+        run.early.set_trainer(trainer)
     try:
-        early = _attach_schedule(cfg, trainer, evaluator, scheduler)
-        best = BestWeights(net, out, cfg.net, net_kwargs, evaluator, write=rank == 0)
-        losses = LossLog(cfg.log_interval, optimizer, log)
-        for handler in (
-            losses,
-            Validation(cfg.val_interval, evaluator),
-            best,
-            ValidationLog(log, evaluator, best),
-        ):
-            handler.attach(trainer)
-        parts = {"model": net, "optimizer": optimizer, "scheduler": scheduler}
-        parts.update(best=best, early_stopping=early, log=losses)
-        random = RandomStates(sampler, transform, generator, world)
-        resume = ResumeState(out / "last.pt", parts, random, loader.batch_size, write=rank == 0)
-        resume.attach(trainer)
-        _attach_extras(cfg, trainer, out, rank, world)
-        _start(cfg, trainer, resume)
+        _start(cfg, trainer, run.handlers["resume_state"])
         t0 = time.perf_counter()
         trainer.run()
         seconds = time.perf_counter() - t0
     finally:
-        log.close()
-    box["result"] = TrainResult(
-        out_dir=str(out),
+        run.log.close()
+    best = run.best.best
+    return TrainResult(
+        out_dir=str(run.out),
         iterations=trainer.state.iteration,
-        best_iteration=best.best["iteration"],
-        best_ssim=best.best["ssim"],
-        best_psnr=best.best["psnr"],
-        best_path=best.best["path"],
-        best_sha256=best.best["sha256"],
-        stopped_early=bool(early is not None and early.stopped),
+        best_iteration=best["iteration"],
+        best_ssim=best["ssim"],
+        best_psnr=best["psnr"],
+        best_path=best["path"],
+        best_sha256=best["sha256"],
+        stopped_early=bool(run.early is not None and run.early.stopped),
         seconds=seconds,
-        history=log.history,
+        history=run.log.history,
     )
 
 
-def _trainer(cfg: TrainConfig, net: Any, loader: Any, generator: Any, device: Any) -> tuple[Any, Any, Any]:
-    """MONAI's ``SupervisedTrainer`` of ``net`` (data-parallel under ``torchrun``) with Adam and the
-    loss of ``cfg``, stepping until ``max_iterations`` (:func:`_start`); with its optimiser and
-    learning-rate scheduler."""
-    model = idist.auto_model(net.to(device))
-    optimizer, scheduler, loss = build_optimisation(cfg, model, device)
-    trainer = SupervisedTrainer(
-        device=device,
-        max_epochs=1,  # replaced by max_iterations when the run is set up (_start)
-        train_data_loader=loader,
-        epoch_length=len(loader),
-        network=model,
-        optimizer=optimizer,
-        loss_function=passthrough_loss if cfg.self_supervised else loss,
-        prepare_batch=PrepareBatch(net.noise_aware),
-        inferer=train_call(cfg, net, generator, device),
-        decollate=False,
-        optim_set_to_none=True,
-        event_names=[TrainEvents],
-    )
-    return trainer, optimizer, scheduler
+class SamplerEpoch:
+    """Tells the resumable sampler which epoch starts (its order depends on it)."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+
+    def attach(self, engine: Any) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: self.sampler.set_epoch(e.state.epoch))
 
 
-def _attach_schedule(cfg: TrainConfig, trainer: Any, evaluator: Any, scheduler: Any) -> EarlyStop | None:
-    """MONAI's ``LrScheduleHandler``: cosine per iteration on the trainer, ReduceLROnPlateau on the
-    validation SSIM on the evaluator; early stopping on the evaluator. Returns the early stopping."""
-    if cfg.scheduler == "cosine":
-        LrScheduleHandler(scheduler, print_lr=False, epoch_level=False).attach(trainer)
+class Progress:
+    """ignite's ``ProgressBar`` showing the training loss."""
+
+    def attach(self, engine: Any) -> None:
+        ProgressBar(persist=False).attach(
+            engine, output_transform=lambda o: {"loss": float(o[Keys.LOSS].detach())}
+        )
+
+
+def _attach_schedule(cfg: TrainConfig, evaluator: Any, scheduler: Any) -> EarlyStop | None:
+    """ReduceLROnPlateau on the validation SSIM (MONAI's ``LrScheduleHandler``) and early stopping, on
+    the evaluator (the cosine schedule is a trainer handler). Returns the early stopping, whose trainer
+    :func:`run_trainer` sets."""
     if evaluator is None:  # nothing to judge progress by
         return None
-    early = EarlyStop(cfg.early_stopping, trainer) if cfg.early_stopping else None
+    early = EarlyStop(cfg.early_stopping, None) if cfg.early_stopping else None
     if early is not None:
         early.attach(evaluator)
     if cfg.scheduler == "plateau":
@@ -195,16 +289,6 @@ def _attach_schedule(cfg: TrainConfig, trainer: Any, evaluator: Any, scheduler: 
         )
         step.attach(evaluator)
     return early
-
-
-def _attach_extras(cfg: TrainConfig, trainer: Any, out: Path, rank: int, world: int) -> None:
-    """The progress bar (rank 0) and the data audit."""
-    if rank == 0 and cfg.progress:
-        ProgressBar(persist=False).attach(
-            trainer, output_transform=lambda o: {"loss": float(o[Keys.LOSS].detach())}
-        )
-    if cfg.audit_data:
-        DataAudit(out, rank, world).attach(trainer)
 
 
 def _start(cfg: TrainConfig, trainer: Any, resume: ResumeState) -> None:

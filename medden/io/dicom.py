@@ -61,6 +61,7 @@ import numpy as np
 
 from medden.io.atomic import atomic_dir, is_temporary
 from medden.io.base import Loaded, report_clipped, to_stored
+from medden.io.bids import non_image_kind
 from medden.io.errors import (
     CorruptFileError,
     DuplicateInstanceError,
@@ -165,6 +166,24 @@ _DROP_ON_DERIVE = (
     "DoubleFloatPixelData",
     "PixelData",
 )
+#: General Equipment attributes that describe the source's device: kept only in the derived series'
+#: ContributingEquipmentSequence (the new series' own General Equipment is medden)
+_SOURCE_DEVICE = (
+    "StationName",
+    "ManufacturerModelName",
+    "DeviceSerialNumber",
+    "SoftwareVersions",
+    "GantryID",
+    "DeviceUID",
+    "UDISequence",
+    "ManufacturerDeviceClassUID",
+    "SpatialResolution",
+    "DateOfLastCalibration",
+    "TimeOfLastCalibration",
+    "DateTimeOfLastCalibration",
+)
+#: where the source's device was: copied into its contributing equipment item, kept in the series too
+_SOURCE_SITE = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName")
 _PALETTE_ELEMENTS = (
     "RedPaletteColorLookupTableDescriptor",
     "GreenPaletteColorLookupTableDescriptor",
@@ -934,6 +953,10 @@ def _inspect_files(
         if (is_nifti(path) or image_format(path)) and not has_dicom_preamble(path):
             result.others.append(path)
             continue
+        what = non_image_kind(path)
+        if what and not has_dicom_preamble(path):  # a sidecar, table or text file: skipped, not failed
+            result.skipped.append(SkippedFile(path, f"not an image ({what})", "NonImageObjectError"))
+            continue
         try:
             ds, info = inspect_file(path)
             if info["sop_uid"] and info["sop_uid"] in seen:
@@ -1578,8 +1601,10 @@ def _derive_header(
     description: str,
     processing: str,
     series_number: int | None,
+    contribution: Any = None,
 ) -> Any:
-    """The header of one derived instance, from the source header (pixel data removed)."""
+    """The header of one derived instance, from the source header (pixel data removed);
+    ``contribution`` is medden's ContributingEquipmentSequence item (:func:`medden_contribution`)."""
     from pydicom.sequence import Sequence as DicomSequence
     from pydicom.uid import UID
 
@@ -1610,12 +1635,78 @@ def _derive_header(
         ds.NumberOfFrames = len(frames_kept)
     ds.SOPInstanceUID = sop_uid
     ds.SeriesInstanceUID = series_uid
+    # before ImageType becomes DERIVED: an ORIGINAL source's device is its acquisition equipment
+    _record_equipment(ds, contribution if contribution is not None else medden_contribution(processing))
     _mark_derived(ds)
     _describe_derivation(ds, description, processing)
     _reference_source(ds, src_class, src_uid)
     if series_number is not None:
         ds.SeriesNumber = series_number
     return ds
+
+
+def _code_item(code: Any) -> Any:
+    """A code sequence item (CodeValue, CodingSchemeDesignator, CodeMeaning) of a pydicom ``Code``."""
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme_designator
+    item.CodeMeaning = code.meaning
+    return item
+
+
+def medden_contribution(processing: str, when: Any = None) -> Any:
+    """medden's item of a derived instance's ContributingEquipmentSequence (PS3.3 C.12.1): Manufacturer
+    ``medden``, its version, the time and what was done, purpose DCM 109102 "Processing Equipment"."""
+    import datetime
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+    from pydicom.sr.codedict import codes
+
+    when = when or datetime.datetime.now().astimezone()
+    item = Dataset()
+    item.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(codes.DCM.ProcessingEquipment)])
+    item.Manufacturer = "medden"
+    item.ManufacturerModelName = "medden"
+    item.SoftwareVersions = __version__
+    item.ContributionDateTime = when.strftime("%Y%m%d%H%M%S%z")
+    item.ContributionDescription = f"medden {__version__}: {processing or 'processed'}"[:1024]
+    return item
+
+
+def _record_equipment(ds: Any, contribution: Any) -> None:
+    """The General Equipment of a derived instance describes medden, the device that made it; the
+    source's device (Manufacturer, model, serial number, software...) moves to a new item of the
+    ContributingEquipmentSequence (purpose "Acquisition Equipment" for an ORIGINAL source, else
+    "Processing Equipment"), after the items the source already had, and medden's item comes last."""
+    import copy
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+    from pydicom.sr.codedict import codes
+
+    items = [copy.deepcopy(item) for item in ds.get("ContributingEquipmentSequence") or []]
+    source = Dataset()
+    for keyword in ("Manufacturer", *_SOURCE_SITE, *_SOURCE_DEVICE):
+        if keyword in ds and ds[keyword].value not in (None, "", b""):
+            source[keyword] = copy.deepcopy(ds[keyword])
+    if len(source):  # Manufacturer is Type 1 in an item
+        source.Manufacturer = str(source.get("Manufacturer", "") or "unknown")
+        original = str((ds.get("ImageType") or ["DERIVED"])[0]).upper() == "ORIGINAL"
+        purpose = codes.DCM.AcquisitionEquipment if original else codes.DCM.ProcessingEquipment
+        source.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(purpose)])
+        items.append(source)
+    for keyword in _SOURCE_DEVICE:
+        if keyword in ds:
+            del ds[keyword]
+    ds.Manufacturer = "medden"
+    ds.ManufacturerModelName = "medden"
+    ds.SoftwareVersions = __version__
+    if "PerFrameFunctionalGroupsSequence" in ds:  # Enhanced General Equipment: the serial is Type 1
+        ds.DeviceSerialNumber = "medden"
+    ds.ContributingEquipmentSequence = DicomSequence([*items, copy.deepcopy(contribution)])
 
 
 def _derive_color(ds: Any) -> None:
@@ -1714,6 +1805,7 @@ def write_derived_series(
     number = series_number
     if number is None and series.series_number is not None:
         number = int(series.series_number) + 1000
+    contribution = medden_contribution(processing or description)  # one time for the whole series
     instances = []
     for path, ds in zip(series.files, headers):
         items = sorted(by_file[path], key=lambda x: x[0])
@@ -1727,6 +1819,7 @@ def write_derived_series(
             description,
             processing,
             number,
+            contribution,
         )
         instances.append((ds, [frame for _, frame in items]))
     return _write_instances(instances, dst, series_uid)

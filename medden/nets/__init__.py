@@ -14,6 +14,7 @@ from medden.nets.hmadnet import HMADNet
 from medden.nets.mgmsdnet import MGMSDNet
 from medden.nets.mirnet import MIRNet
 from medden.nets.registry import NetSpec, available, build, count_parameters, get, register, spec
+from medden.nets.switching import ImpulseSwitch
 
 __all__ = [
     "DRAN",
@@ -21,6 +22,7 @@ __all__ = [
     "DnCNN",
     "GIMSANet",
     "HMADNet",
+    "ImpulseSwitch",
     "MGMSDNet",
     "MIRNet",
     "NetSpec",
@@ -60,6 +62,15 @@ for _spec in (
         (1,),
         {"residual": False},
         "HMAD-Net at half width, for CPU training",
+    ),
+    NetSpec(
+        "hmadnet-switching",
+        ImpulseSwitch,
+        {"features": (16, 32, 64, 128)},
+        _BOTH,
+        (1,),
+        {"refine": False},
+        "HMAD-Net as a switching salt-and-pepper denoiser: changes only the detected impulses",
     ),
     NetSpec(
         "dran",

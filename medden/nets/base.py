@@ -4,9 +4,11 @@
 with values in [0, 1]. Any spatial size works: the input is padded (replicate) to the multiple the
 net needs and the output is cropped back. ``sigma`` is the noise standard deviation on the [0, 1]
 scale, a number or one value per batch item; nets that do not use a noise level ignore it.
-"""
 
-from __future__ import annotations
+Every net is scriptable (``torch.jit.script``) and exportable (``torch.export``, ONNX) with dynamic
+spatial sizes (:mod:`medden.export`). No ``from __future__ import annotations`` here: TorchScript
+reads the class annotations below as types, and cannot resolve them as strings.
+"""
 
 import torch
 import torch.nn.functional as F
@@ -49,22 +51,28 @@ class Denoiser(nn.Module):
             raise ValueError(f"channels must be >= 1, got in={in_channels}, out={out_channels}")
         self.spatial_dims, self.in_channels, self.out_channels = spatial_dims, in_channels, out_channels
         self.multiple = int(multiple)
+        # the start of the wrong-input message, built here so that forward stays scriptable
+        self._expects = (
+            f"{type(self).__name__} expects (B, {in_channels}, {', '.join('DHW'[3 - spatial_dims :])}) input"
+        )
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Pad every spatial size up to a multiple of :attr:`multiple` (replicate), denoise, crop back.
+
+        Written for TorchScript (``torch.jit.script``) and ``torch.export``: the padding is computed
+        from the input's shape inside the graph, so an exported net takes any size.
+        """
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects (B, {self.in_channels}, "
-                f"{', '.join('DHW'[3 - self.spatial_dims :])}) input, got {tuple(x.shape)}"
-            )
-        size = x.shape[2:]
+            raise ValueError(self._expects + f", got {list(x.shape)}")
+        if self.multiple == 1:
+            return self.denoise(x, sigma)
+        m = self.multiple
         pad: list[int] = []
-        for s in reversed(size):  # F.pad lists the last dimension first
-            pad += [0, (-int(s)) % self.multiple]
-        if any(pad):
-            x = F.pad(x, pad, mode="replicate")
-        y = self.denoise(x, sigma)
-        if any(pad):
-            y = y[(slice(None), slice(None)) + tuple(slice(0, int(s)) for s in size)]
+        for d in range(x.dim() - 1, 1, -1):  # F.pad lists the last dimension first
+            pad += [0, (m - x.shape[d] % m) % m]
+        y = self.denoise(F.pad(x, pad, mode="replicate"), sigma)
+        for d in range(2, x.dim()):
+            y = y.narrow(d, 0, x.shape[d])
         return y
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:

@@ -80,8 +80,10 @@ class GradientGuidedDenoiser(Denoiser):
             feats.append(g)
         h = self.fuse(torch.cat(feats, dim=1))
         y = h
-        for i, block in enumerate(self.blocks):
-            if g is not None and self.infuse is not None:
-                y = self.infuse[i](torch.cat([y, g], dim=1))
-            y = block(y)
+        if g is not None and self.infuse is not None:
+            for infuse, block in zip(self.infuse, self.blocks):
+                y = block(infuse(torch.cat([y, g], dim=1)))
+        else:
+            for block in self.blocks:
+                y = block(y)
         return x - self.tail(y + h)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from medden.nets.base import Denoiser
-from medden.nets.blocks import ChannelAttention, ResidualBlock, SpatialAttention, conv
+from medden.nets.blocks import ChannelAttention, ResidualBlock, SpatialAttention, conv, sigma_map
 from medden.nets.blocks.conv import Conv, Pool
 
 
@@ -26,6 +26,10 @@ class HMADNet(Denoiser):
       ``x − noise`` (global residual learning, as DnCNN and DRAN): it trains faster and keeps the
       brightest tissue, which a sigmoid compresses.
 
+    ``noise_level_input=True`` (a medden option, as FFDNet) concatenates a constant map of the noise
+    level σ to the input, so the net is called ``net(x, sigma)`` and is noise-level-aware; ``sigma``
+    defaults to the in-net MAD estimate. The paper's net is blind (the default).
+
     The paper gives no widths; ``features`` sets them (the compact registry entry uses half).
     ``attention=False`` / ``residual=False`` remove the attention modules / residual connections for
     the paper's ablation (Table 4).
@@ -42,6 +46,7 @@ class HMADNet(Denoiser):
         residual: use residual connections.
         reduction: channel-attention reduction.
         output: ``sigmoid`` (the paper: predict the image) or ``residual`` (predict the noise).
+        noise_level_input: take the noise level σ as an extra input channel (``net(x, sigma)``).
 
     Example:
         >>> import torch
@@ -65,6 +70,7 @@ class HMADNet(Denoiser):
         residual: bool = True,
         reduction: int = 8,
         output: str = "sigmoid",
+        noise_level_input: bool = False,
     ) -> None:
         features = tuple(int(f) for f in features)
         if output not in ("sigmoid", "residual"):
@@ -75,8 +81,9 @@ class HMADNet(Denoiser):
             raise ValueError("features needs at least one encoder level and the bottleneck width")
         super().__init__(spatial_dims, in_channels, out_channels, multiple=2 ** (len(features) - 1))
         sd = spatial_dims
+        self.noise_aware = bool(noise_level_input)
         self.encoders = nn.ModuleList()
-        prev = in_channels
+        prev = in_channels + (1 if noise_level_input else 0)
         for f in features[:-1]:
             self.encoders.append(
                 ResidualBlock(
@@ -115,14 +122,16 @@ class HMADNet(Denoiser):
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
         inp = x
+        if self.noise_aware:
+            x = torch.cat([x, sigma_map(x, sigma)], dim=1)
         skips: list[torch.Tensor] = []
         for encoder in self.encoders:
             x = encoder(x)
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
-        for up, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
-            x = decoder(torch.cat([up(x), skip], dim=1))
+        for i, (up, decoder) in enumerate(zip(self.upsamplers, self.decoders)):
+            x = decoder(torch.cat([up(x), skips[len(skips) - 1 - i]], dim=1))
         if self.output == "residual":
             return inp - self.head(x)
         return torch.sigmoid(self.head(x))

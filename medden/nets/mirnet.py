@@ -43,26 +43,39 @@ class MultiScaleResidualBlock(nn.Module):
         self.conv_out = conv(2, channels, channels)
 
     def _move(self, x: torch.Tensor, k: int, j: int) -> torch.Tensor:
-        if k < j:
-            return self.down[f"{k}_{j}"](x)
-        if k > j:
-            return self.up[f"{k}_{j}"](x)
+        """``x`` from stream ``k``'s resolution to stream ``j``'s (``down``/``up`` key ``"k_j"``).
+
+        TorchScript indexes a ModuleDict only with a literal key, so the key is matched in a loop
+        over the (unrolled) dict: one branch runs."""
+        key = f"{k}_{j}"
+        for name, module in self.down.items():
+            if name == key:
+                x = module(x)
+        for name, module in self.up.items():
+            if name == key:
+                x = module(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # every ModuleList is iterated, not indexed by a variable, so that TorchScript unrolls it
         streams: list[torch.Tensor] = []
         s = x
-        for j in range(self.height):
-            s = self.units[j][0](s if j == 0 else self._move(s, j - 1, j))
+        for j, stream_units in enumerate(self.units):
+            s = stream_units[0](s if j == 0 else self._move(s, j - 1, j))
             streams.append(s)
-        for i in range(1, self.width):
-            mixed = [
-                self.mesh[i - 1][j]([self._move(streams[k], k, j) for k in range(self.height)])
-                for j in range(self.height)
-            ]
-            col = 0 if self.share_units else i
-            streams = [self.units[j][col](mixed[j]) for j in range(self.height)]
-        full = [streams[0]] + [self.last[k - 1](streams[k]) for k in range(1, self.height)]
+        for i, mesh in enumerate(self.mesh):  # mesh i joins unit columns i and i + 1
+            mixed: list[torch.Tensor] = []
+            for j, skff in enumerate(mesh):
+                mixed.append(skff([self._move(streams[k], k, j) for k in range(self.height)]))
+            col = 0 if self.share_units else i + 1
+            streams = []
+            for j, stream_units in enumerate(self.units):
+                for c, unit in enumerate(stream_units):
+                    if c == col:
+                        streams.append(unit(mixed[j]))
+        full = [streams[0]]
+        for k, last in enumerate(self.last):
+            full.append(last(streams[k + 1]))
         return x + self.conv_out(self.fuse(full))
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import medden.io as mio
 from medden.denoiser import LoadedModel
 from medden.errors import UsageError
+from medden.io import bids
 from medden.io.atomic import atomic_path, is_temporary, safe_join, sanitize_name
 from medden.io.base import count_clipped
 from medden.io.isolate import IsolatedLoader
@@ -68,7 +69,8 @@ class Unit:
         output: where the result goes (inside OUTPUT).
         label: a name for logs without patient data.
         error: why a ``bad`` unit cannot be processed.
-        bad_status: ``failed`` (a broken file) or ``skipped`` (not an image, e.g. an SR object).
+        bad_status: ``failed`` (a broken file) or ``skipped`` (not an image: an SR object, a sidecar).
+        modality: what the input is known to be (a DICOM series' Modality, a BIDS datatype's), or None.
     """
 
     key: str
@@ -78,6 +80,7 @@ class Unit:
     label: str
     error: str | None = None
     bad_status: str = "failed"
+    modality: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,11 +109,17 @@ def series_label(series: Any) -> str:
     return f"series {series.series_number} ({series.modality or '?'}, id {series.id})"
 
 
-def discover(input_path: str | os.PathLike[str], output: str | os.PathLike[str]) -> list[Unit]:
-    """The units under ``input_path`` and their outputs under ``output`` (sorted by key)."""
+def discover(
+    input_path: str | os.PathLike[str], output: str | os.PathLike[str], bids_mode: bool = False
+) -> list[Unit]:
+    """The units under ``input_path`` and their outputs under ``output`` (sorted by key); with
+    ``bids_mode``, those of a BIDS dataset and their outputs in its derivative dataset
+    (:func:`discover_bids`). Sidecars and other files that are not images are ``skipped`` units."""
     src, out = Path(input_path), Path(output)
     if not src.exists():
         raise UsageError(f"input not found: {src}")
+    if bids_mode:
+        return discover_bids(src, out)
     if src.is_file():
         root, files = src.parent, [src]
     else:
@@ -137,13 +146,40 @@ def discover(input_path: str | os.PathLike[str], output: str | os.PathLike[str])
             rel_dir = series.folder.resolve().relative_to(root.resolve())
             target = safe_join(out, *rel_dir.parts, folder)
             key = str(Path(*rel_dir.parts, folder)) if rel_dir.parts else folder
-            units.append(Unit(key, "dicom", series, target, series_label(series)))
+            units.append(Unit(key, "dicom", series, target, series_label(series), modality=series.modality))
         for path, reason, status in _skipped(scan):
             if path.resolve() not in wanted:
                 continue
             rel = path.resolve().relative_to(root.resolve())
             units.append(Unit(str(rel), "bad", Path(path), out, str(rel), error=reason, bad_status=status))
     units.sort(key=lambda u: u.key)
+    return units
+
+
+def check_bids_input(root: Path) -> None:
+    """A one-line usage error unless ``root`` is a BIDS dataset (a folder with its description)."""
+    if not root.is_dir() or not bids.is_dataset(root):
+        raise UsageError(f"--bids: INPUT {root} is not a BIDS dataset (no {bids.DESCRIPTION} in it)")
+
+
+def discover_bids(root: Path, out: Path) -> list[Unit]:
+    """The units of the BIDS dataset ``root``: each raw image, written to
+    ``OUTPUT/derivatives/medden/sub-*/[ses-*/]<datatype>/…_desc-denoised_<suffix>.nii.gz``
+    (:mod:`medden.io.bids`); every other file is a ``skipped`` unit with its reason."""
+    check_bids_input(root)
+    derivative = safe_join(out, *bids.DERIVATIVE_ROOT)
+    units = []
+    for path in bids.raw_files(root):
+        rel = path.relative_to(root)
+        target, why = bids.derivative_path(rel)
+        kind = "nifti" if _is_nifti(path) else "image" if _is_image(path) else None
+        if target is None or kind is None:
+            what = bids.non_image_kind(path)
+            reason = f"not an image ({what})" if what else why
+            units.append(Unit(str(rel), "bad", path, out, str(rel), error=reason, bad_status="skipped"))
+        else:
+            output = safe_join(derivative, *target.parts)
+            units.append(Unit(str(rel), kind, path, output, str(rel), modality=bids.modality_of(rel)))
     return units
 
 
@@ -371,27 +407,32 @@ FOREIGN = "output exists and is not from an earlier run of this batch (use --ove
 
 
 @dataclass
-class _Batch:
-    """What every unit of a batch shares."""
+class BatchContext:
+    """What every unit of a batch shares (the model, the options, OUTPUT, the reader process)."""
 
     model: Any
     options: Options
     out: Path
-    versions: dict[str, str]
     command: str
     quiet: bool
     loader: IsolatedLoader
+    versions: dict[str, str] = field(default_factory=_versions)
+    bids_root: Path | None = None  # INPUT, when the outputs form a BIDS derivative dataset
+    any_modality: bool = False
 
 
-def process_unit(unit: Unit, batch: _Batch) -> UnitRecord:
+def process_unit(unit: Unit, batch: BatchContext, steps: Any = None) -> UnitRecord:
     """Read, denoise and write one unit; never raises for anything but an interrupt.
 
     Whatever goes wrong inside (an unreadable file, a unit that does not fit the options, a decoder
-    that panics or crashes its worker process) fails this unit with a one-line reason.
+    that panics or crashes its worker process) fails this unit with a one-line reason. ``steps``
+    (``steps(unit, batch, t0) -> UnitRecord``) replaces the read / denoise / write of
+    :func:`_process`: the MONAI bundle's evaluator runs its preprocessing, inferer and postprocessing
+    there (:mod:`medden.workflows.bundle_workflow`).
     """
     t0 = time.perf_counter()
     try:
-        return _process(unit, batch, t0)
+        return (steps or _process)(unit, batch, t0)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:  # a decoder panic (pyo3 PanicException) is not an Exception
@@ -400,19 +441,41 @@ def process_unit(unit: Unit, batch: _Batch) -> UnitRecord:
         return UnitRecord.of(unit, "failed", f"{name}: {text}", seconds=round(time.perf_counter() - t0, 3))
 
 
-def _process(unit: Unit, batch: _Batch, t0: float) -> UnitRecord:
-    model, options = batch.model, batch.options
+def _process(unit: Unit, batch: BatchContext, t0: float) -> UnitRecord:
     loaded = batch.loader.load(unit.source)  # in a worker process: a crashing decoder fails this unit only
     t_read = time.perf_counter()
-    modality = loaded.meta.get("modality") if unit.kind == "dicom" else None
-    modality = modality or ("MR" if unit.kind == "nifti" else None)
+    denoised, info = denoise_loaded(batch.model, loaded, batch.options, batch.quiet)
+    return write_unit(unit, batch, loaded, denoised, info, (t0, t_read, time.perf_counter()))
+
+
+def denoise_loaded(
+    model: LoadedModel, loaded: Any, options: Options, quiet: bool = True
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`predict` on one unit as read (a :class:`medden.io.base.Loaded`): the modality (a DICOM
+    series' own, MR for NIfTI) and the layout come from what was read. Returns the denoised array in the
+    input's units and what :func:`predict` measured."""
+    modality = loaded.meta.get("modality") if loaded.kind == "dicom" else None
+    modality = modality or ("MR" if loaded.kind == "nifti" else None)
     layout = layout_of(loaded.kind, loaded.array)
     mode = options.mode or model.default_mode
-    with _progress(work_size(layout, loaded.shape, mode, options.axis), batch.quiet, "slices", 1) as ubar:
-        denoised, info = predict(
-            model, loaded.array, layout, options, modality=modality, progress=ubar.update
-        )
-    t_denoise = time.perf_counter()
+    with _progress(work_size(layout, loaded.shape, mode, options.axis), quiet, "slices", 1) as ubar:
+        return predict(model, loaded.array, layout, options, modality=modality, progress=ubar.update)
+
+
+def write_unit(
+    unit: Unit,
+    batch: BatchContext,
+    loaded: Any,
+    denoised: np.ndarray,
+    info: dict[str, Any],
+    times: tuple[float, float, float],
+) -> UnitRecord:
+    """Write one denoised unit in its input's format (a DICOM series as a derived series), atomically,
+    with its figure (``options.figures``) and provenance; return its ``done`` record. ``times``: when
+    the unit started, was read and was denoised (``time.perf_counter``)."""
+    model, options = batch.model, batch.options
+    t0, t_read, t_denoise = times
+    layout = layout_of(loaded.kind, loaded.array)
     processing = f"medden denoise {model.name} sha256={model.sha256 or 'none'} mode={info['mode']}"
     with count_clipped() as on_write:
         written = Path(
@@ -433,6 +496,7 @@ def _process(unit: Unit, batch: _Batch, t0: float) -> UnitRecord:
     }
     if loaded.meta.get("missing_files"):
         measured["missing_files"] = loaded.meta["missing_files"]
+    measured.update(modality_record(model, unit, batch.any_modality))
     record = UnitRecord.of(
         unit,
         "done",
@@ -457,8 +521,62 @@ def _process(unit: Unit, batch: _Batch, t0: float) -> UnitRecord:
         "seconds": record.seconds,
         **{k: v for k, v in measured.items() if k != "clipped"},
     }
-    _write_provenance(provenance_path(written), provenance)
+    if batch.bids_root is not None:  # a BIDS derivative: the provenance goes in the image's sidecar
+        rel = Path(unit.key)
+        fields = bids.sidecar_fields(batch.bids_root, rel)
+        bids.write_json(bids.sidecar_path(written), bids.sidecar(fields, rel, provenance))
+    else:
+        _write_provenance(provenance_path(written), provenance)
     return record
+
+
+#: modalities that say nothing about what a model fits or what an input is (OT: other, photographs)
+GENERIC_MODALITIES = ("", "OT")
+
+
+def model_modality(model: LoadedModel) -> str | None:
+    """The modality a model was made for (its bundle metadata's input modality: ``MR``, ``CT``...),
+    or None when it names none or a generic one (baselines, checkpoints, photograph bundles)."""
+    value = str(model.extra.get("bundle_modality") or "").upper()
+    return value if value not in GENERIC_MODALITIES else None
+
+
+def modality_mismatch(expected: str | None, actual: str | None) -> bool:
+    """Whether an input of modality ``actual`` does not fit a model made for ``expected``."""
+    return bool(expected) and bool(actual) and actual not in GENERIC_MODALITIES and actual != expected
+
+
+def check_modality(model: LoadedModel, units: list[Unit], any_modality: bool = False) -> str | None:
+    """A one-line usage error when ``model`` names a modality and a unit is of another (an MR model
+    on a CT series), unless ``any_modality``; returns a note for the log when some units name no
+    modality (NIfTI and image files: allowed)."""
+    expected = model_modality(model)
+    if expected is None:
+        return None
+    wrong = [u for u in units if modality_mismatch(expected, u.modality)]
+    if wrong and not any_modality:
+        kinds = "/".join(sorted({str(u.modality) for u in wrong}))
+        raise UsageError(
+            f"{model.name} is a model for {expected} images, and INPUT holds {len(wrong)} {kinds} unit(s) "
+            f"(first: {wrong[0].label}): use a {kinds} model, or --any-modality to run it anyway"
+        )
+    unknown = sum(u.kind != "bad" and u.modality is None for u in units)
+    return f"note: {unknown} unit(s) name no modality (NIfTI, images): run as {expected}" if unknown else None
+
+
+def modality_record(model: LoadedModel, unit: Unit, any_modality: bool) -> dict[str, Any]:
+    """What the manifest and provenance record of the modality check (nothing when the model names
+    no modality)."""
+    expected = model_modality(model)
+    if expected is None:
+        return {}
+    if unit.modality is None:
+        note = f"not checked: a {unit.kind} file names no modality; the model is for {expected}"
+    elif modality_mismatch(expected, unit.modality):
+        note = f"{unit.modality} input to a {expected} model, run by --any-modality"
+    else:
+        note = "ok"
+    return {"modality": unit.modality, "modality_check": note}
 
 
 def run_batch(
@@ -471,16 +589,24 @@ def run_batch(
     shard: tuple[int, int] | None = None,
     quiet: bool = False,
     command: str | None = None,
+    bids_mode: bool = False,
+    any_modality: bool = False,
 ) -> BatchResult:
     """Denoise every unit under ``input_path`` into ``output`` (see the module docstring).
 
-    One run at a time per OUTPUT (per shard): :func:`medden.io.atomic.output_lock`.
+    One run at a time per OUTPUT (per shard): :func:`medden.io.atomic.output_lock`. With
+    ``bids_mode`` INPUT is a BIDS dataset and OUTPUT gets a BIDS derivative dataset
+    (``derivatives/medden``, :mod:`medden.io.bids`). A model made for one modality refuses inputs of
+    another (:func:`check_modality`) unless ``any_modality``.
     """
     options = (options or Options()).validate()
     src, out = Path(input_path), Path(output)
     check_paths(src, out)
     check_mode(model, options.mode)
-    units = discover(src, out)
+    units = discover(src, out, bids_mode)
+    note = check_modality(model, units, any_modality)
+    if not bids_mode and src.is_dir() and bids.is_dataset(src):
+        _log(quiet, "note: INPUT is a BIDS dataset; --bids writes a BIDS derivative dataset")
     if shard:
         units = [u for k, u in enumerate(units) if k % shard[1] == shard[0]]
     result = BatchResult()
@@ -489,16 +615,22 @@ def run_batch(
             print(f"{u.kind:6} {u.label}: {u.error or f'-> {u.output}'}")
         return result
     make_output_folder(out)
+    if note:
+        _log(quiet, note)
     lock_name = (
         ".medden.lock" if not shard or shard[1] == 1 else f".medden-shard-{shard[0]}-of-{shard[1]}.lock"
     )
     with output_lock(out / lock_name), IsolatedLoader() as loader:
-        batch = _Batch(model, options, out, _versions(), command or " ".join(sys.argv), quiet, loader)
+        batch = BatchContext(model, options, out, command or " ".join(sys.argv), quiet, loader)
+        batch.any_modality, batch.bids_root = any_modality, src if bids_mode else None
+        if bids_mode:
+            derivative = safe_join(out, *bids.DERIVATIVE_ROOT)
+            bids.write_dataset_description(src, derivative, model.provenance(), overwrite)
         manifest = Manifest(out, shard)
         result.manifest = manifest.path
         with _progress(len(units), quiet, "units") as bar:
             for unit in units:
-                record = _run_unit(unit, manifest, overwrite, batch)
+                record = run_unit(unit, manifest, overwrite, batch)
                 _count(result, record.status)
                 if record.status == "failed" or unit.kind == "bad":
                     _log(quiet, f"{record.status}: {unit.label}: {record.error}")
@@ -515,8 +647,10 @@ def run_batch(
     return result
 
 
-def _run_unit(unit: Unit, manifest: Manifest, overwrite: bool, batch: _Batch) -> UnitRecord:
-    """Plan, process and record one unit."""
+def run_unit(
+    unit: Unit, manifest: Manifest, overwrite: bool, batch: BatchContext, steps: Any = None
+) -> UnitRecord:
+    """Plan, process (:func:`process_unit`, with ``steps``) and record one unit."""
     action = plan(unit, manifest.last(unit.key), unit.output.exists(), overwrite)
     if action == "record_bad":
         record = UnitRecord.of(unit, unit.bad_status, unit.error)
@@ -526,7 +660,7 @@ def _run_unit(unit: Unit, manifest: Manifest, overwrite: bool, batch: _Batch) ->
         record = UnitRecord.of(unit, "failed", FOREIGN, foreign_output=True)
     else:
         manifest.write(UnitRecord.of(unit, "started").to_json())
-        record = process_unit(unit, batch)
+        record = process_unit(unit, batch, steps)
     manifest.write(record.to_json())
     return record
 
@@ -618,6 +752,7 @@ def denoise(
     device: str = "cpu",
     checkpoint: str | os.PathLike[str] | None = None,
     bundle: str | os.PathLike[str] | None = None,
+    any_modality: bool = False,
 ) -> Any:
     """Denoise an array, a tensor, a MetaTensor or a file, for notebooks.
 
@@ -634,6 +769,8 @@ def denoise(
         device: ``cpu`` or ``cuda``.
         checkpoint: weights for a registered net (``model`` is then the net name).
         bundle: a bundle folder instead of ``model``.
+        any_modality: run a model made for one modality on a DICOM series of another (refused by
+            default, as in :func:`check_modality`).
 
     Returns:
         the denoised data, of the input's type (a path gives a numpy array in the file's units).
@@ -650,6 +787,9 @@ def denoise(
     options = Options(mode=mode, axis=axis, noise_level=noise_level, batch_size=batch_size)
     if isinstance(data, (str, os.PathLike)):
         loaded = mio.load(data)
+        modality = loaded.meta.get("modality") if loaded.kind == "dicom" else None
+        unit = Unit(str(data), loaded.kind, Path(data), Path(data), "the input", modality=modality)
+        check_modality(resolved, [unit], any_modality)
         out, _ = predict(resolved, loaded.array, layout_of(loaded.kind, loaded.array), options)
         return out
     if hasattr(data, "detach"):  # torch tensor or MetaTensor, channel-first

@@ -21,9 +21,10 @@ noise-level-aware nets get the true σ where the noise kind has one (Rician and 
 fraction of voxels is not a σ). With ``"estimate"`` every method estimates it from the noisy image.
 
 Files written to ``out_dir`` (each atomically): ``per_image.csv``, ``summary.csv``, ``summary.md`` (a
-markdown table, one row per level × method), ``results.json`` (configuration, software versions, date,
-summary, statistics and per-image rows) and ``figures/<kind>_<level>.png`` (clean, noisy and every
-method's output, with their absolute difference from the clean image below in the ``hot`` colormap).
+markdown table, one row per level × method, the SSIM window stated below it), ``results.json``
+(configuration, software versions, date, ``ssim_window``, summary, statistics and per-image rows) and
+``figures/<kind>_<level>.png`` (clean, noisy and every method's output, with their absolute
+difference from the clean image below in the ``hot`` colormap).
 """
 
 from __future__ import annotations
@@ -51,13 +52,15 @@ from medden.denoiser import LoadedModel
 from medden.errors import UsageError
 from medden.io.atomic import atomic_path
 from medden.loading import load_model
-from medden.metrics import image_scores, paired_stats
+from medden.metrics import SSIM_WINDOW, image_scores, paired_stats
 from medden.noise import SIGMA_KINDS
 from medden.workflows.figures import NOISY, save_figure
 from medden.workflows.noise import KINDS, check_level
 from medden.workflows.predict import Options, predict
 
 METRICS = ("psnr", "ssim", "psnr_fg", "ssim_fg")
+#: how every report states the SSIM window (:data:`medden.metrics.SSIM_WINDOW`)
+SSIM_NOTE = f"SSIM window: {SSIM_WINDOW} (11×11 Gaussian, σ 1.5, population covariances; Wang et al. 2004)."
 SIGMA_MODES = ("true", "estimate")
 _VERSIONED = ("medden", "numpy", "scipy", "scikit-image", "torch", "monai", "bm3d", "bm4d", "matplotlib")
 
@@ -278,7 +281,7 @@ def evaluation_items(cfg: EvalConfig) -> tuple[list[dict[str, Any]], dict[str, A
     images = sources.clean_sources(cfg.data, split, axis=cfg.axis, spatial_dims=cfg.spatial_dims)
     labels = getattr(images, "labels", None)
     skipped = []
-    if cfg.spatial_dims == 3:  # a single slice (pydicom's MR_small) is no volume: SSIM needs a 7^3 window
+    if cfg.spatial_dims == 3:  # a single slice (pydicom's MR_small) is no volume: SSIM needs an 11^3 window
         thin = [min(im.shape[1:]) < MIN_SIDE_3D for im in images]
         skipped = [
             {"shape": list(im.shape[1:]), "reason": f"thinner than {MIN_SIDE_3D} voxels: evaluate it in 2D"}
@@ -466,7 +469,7 @@ def fmt_p(v: Any) -> str:
 
 
 def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
-    """The summary as a markdown table (one row per level × method)."""
+    """The summary as a markdown table (one row per level × method), the SSIM window stated below it."""
     head = (
         "| level | method | n | PSNR (dB) | SSIM | PSNR fg | SSIM fg | RMSE bg | s / image "
         "| ΔPSNR [95 % CI] | p (t) | p (Wilcoxon) | ΔSSIM [95 % CI] | p (t) | p (Wilcoxon) |"
@@ -497,6 +500,7 @@ def markdown_table(summary: Sequence[dict[str, Any]], caption: str = "") -> str:
                     fmt_p(r.get(f"{m}_wilcoxon_pvalue")),
                 ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", SSIM_NOTE]
     return "\n".join(lines) + "\n"
 
 
@@ -728,6 +732,7 @@ def _report(
         "data": data_info,
         "versions": versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "ssim_window": SSIM_WINDOW,
         "summary": summary,
         "statistics": stats,
         "per_image": rows,

@@ -11,7 +11,6 @@ exactly what users run.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +85,13 @@ class Options:
 
 
 def _scaled_sigma(arr01: np.ndarray, noise_level: str | float | None, modality: str | None) -> float | None:
-    """σ on the [0, 1] scale: given, or estimated from the scaled data (``auto``, the default)."""
+    """σ on the [0, 1] scale: given, or estimated from the scaled data (``auto``, the default) by the
+    PCA estimator: on the foreground patches for MR (Rician noise is Gaussian there; slices, thin
+    series and volumes alike), on all weakly textured patches otherwise (measured in
+    ``benchmarks/results/estimator.md``)."""
     if noise_level not in (None, "auto"):
         return float(noise_level)
-    if modality == "MR" and arr01.ndim >= 3:
-        with contextlib.suppress(ValueError):
-            return float(estimate_noise(arr01, "rician").sigma)
-    return float(estimate_noise(arr01, "gaussian").sigma)
+    return float(estimate_noise(arr01, "rician" if modality == "MR" else "gaussian").sigma)
 
 
 LAYOUTS = ("image", "volume", "color_volume")
@@ -204,7 +203,11 @@ def _predict_one(
         ).numpy()
         for g in _channel_groups(model, x, mode)
     ]
-    result = scaler.inverse(np.concatenate(outs, axis=0).astype(np.float64), chw)
+    out01 = np.concatenate(outs, axis=0)
+    result = scaler.inverse(out01.astype(np.float64), chw)
+    # a voxel the model returned unchanged is given back exactly as it came (a switching denoiser
+    # changes only the impulses: the scaling round trip must not move the others by a rounding error)
+    result = np.where(out01 == x, chw, result)
     result = np.moveaxis(result, 0, -1) if layout == "color_volume" else (result[0] if is_volume else result)
     return result, {"clipped": int(scaler.clipped), "sigma": sigma, "mode": mode, "nonfinite": 0}
 

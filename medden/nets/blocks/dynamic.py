@@ -58,13 +58,15 @@ class DynamicConv(nn.Module):
         b = x.shape[0]
         pi = torch.softmax(self.attention(x).flatten(1) / self.temperature, dim=1)  # (B, K)
         weight = torch.einsum("bk,koi...->boi...", pi, self.weight).reshape(
-            (b * self.out_channels, self.in_channels) + self.weight.shape[3:]
+            [b * self.out_channels, self.in_channels] + list(self.weight.shape[3:])
         )
         bias = (pi @ self.bias).reshape(-1)
-        grouped = x.reshape((1, b * self.in_channels) + x.shape[2:])
-        conv_fn = F.conv2d if self.spatial_dims == 2 else F.conv3d
-        y = conv_fn(grouped, weight, bias, padding=self.kernel_size // 2, groups=b)
-        return y.reshape((b, self.out_channels) + y.shape[2:])
+        grouped = x.reshape([1, b * self.in_channels] + list(x.shape[2:]))
+        if self.spatial_dims == 2:
+            y = F.conv2d(grouped, weight, bias, padding=self.kernel_size // 2, groups=b)
+        else:
+            y = F.conv3d(grouped, weight, bias, padding=self.kernel_size // 2, groups=b)
+        return y.reshape([b, self.out_channels] + list(y.shape[2:]))
 
 
 class NoiseGate(nn.Module):

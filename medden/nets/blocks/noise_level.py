@@ -24,7 +24,10 @@ def sigma_map(x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tens
     """A (B, 1, …) constant map of σ shaped like ``x`` (σ estimated from ``x`` when None)."""
     if sigma is None:
         s = estimate_sigma(x.detach())
+    elif isinstance(sigma, torch.Tensor):
+        s = sigma.to(device=x.device, dtype=x.dtype).reshape(-1)
     else:
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
-        s = s.expand(x.shape[0]) if s.numel() == 1 else s
-    return s.to(x.dtype).reshape((x.shape[0], 1) + (1,) * (x.dim() - 2)).expand((x.shape[0], 1) + x.shape[2:])
+    s = s.expand(x.shape[0])  # one σ for the batch or one per item; no branch, so exports keep B dynamic
+    shape = [x.shape[0], 1] + [1] * (x.dim() - 2)
+    return s.to(x.dtype).reshape(shape).expand([x.shape[0], 1] + list(x.shape[2:]))
