@@ -396,7 +396,11 @@ def estimate_rician(x: Any, reference: float | None = None, method: str = "auto"
     """Rician σ of a noisy magnitude image.
 
     Methods:
-        - ``pca`` (default): :func:`pca_sigma` on the foreground patches (mean above ``3σ``), where
+        - ``auto`` (default): the background fit when it succeeds and lies between half the ``pca``
+          estimate and that estimate (:data:`BACKGROUND_AGREEMENT`: texture and the image's own noise
+          can only raise the PCA estimate), else ``pca``; what ``medden denoise --noise-level auto``
+          uses for MR (errors on real scans in ``benchmarks/results/estimator.md``).
+        - ``pca``: :func:`pca_sigma` on the foreground patches (mean above ``3σ``), where
           Rician noise is Gaussian within a few percent; needs no air, works on single slices and
           measures the noise the tissue has, the image's own included.
         - ``background``: the Rayleigh fit of the signal-free air around the body (the background
@@ -408,7 +412,7 @@ def estimate_rician(x: Any, reference: float | None = None, method: str = "auto"
     Args:
         x: noisy magnitude image, any shape (channel-first 2D or 3D).
         reference: the intensity the level is relative to; the image maximum when None.
-        method: ``pca`` or ``background``.
+        method: ``auto``, ``pca`` or ``background``.
 
     Raises:
         ValueError: an unknown method, an image without planes of at least ``8 × 8``, or (for
