@@ -29,7 +29,13 @@ name                noise   method
 ``bm3d`` and ``bm4d`` take ``rician_bias_correction=True`` for magnitude MRI: before denoising,
 the image is replaced by ``sqrt(max(x² − σ², 0))``, the conventional correction of Gudbjartsson &
 Patz (Magn. Reson. Med. 1995;34:910–914) which removes the Rician bias (air becomes ≈ 0 instead of
-σ·sqrt(π/2)) and leaves approximately Gaussian noise of σ for the Gaussian denoiser.
+σ·sqrt(π/2)) and leaves approximately Gaussian noise of σ for the Gaussian denoiser. They take
+``rician_vst=True`` instead (not both) for Foi's variance-stabilisation approach (ISBI 2011;
+:mod:`medden.noise.vst`): the image is stabilised with :func:`medden.noise.rician_vst` (noise of
+σ ≈ 1 whatever the signal), divided by its maximum and denoised with σ = ``1 / maximum``, scaled
+back and mapped to the noise-free magnitude by the exact unbiased inverse
+(:func:`medden.noise.rician_vst_inverse`). Without σ, both estimate the Rician σ from the air
+background (:func:`medden.noise.estimate_noise` with ``rician``).
 
 Example:
     >>> import numpy as np
@@ -51,7 +57,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from medden.noise import estimate_noise
+from medden.noise import estimate_noise, rician_vst, rician_vst_inverse
 from medden.noise._common import float_array, is_tensor, like
 
 
@@ -152,9 +158,22 @@ class _BlockMatching(ClassicalDenoiser):
     noise_aware: ClassVar[bool] = True
     profile: str = "np"
     rician_bias_correction: bool = False
+    rician_vst: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rician_bias_correction and self.rician_vst:
+            raise ValueError(f"{self.name}: rician_bias_correction and rician_vst are exclusive; pick one")
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
+
+    @property
+    def _rician_data(self) -> bool:
+        """Whether the data are treated as Rician (bias correction or VST)."""
+        return self.rician_bias_correction or self.rician_vst
 
     def estimate_sigma(self, image: np.ndarray) -> float:
-        if not self.rician_bias_correction:
+        if not self._rician_data:
             return super().estimate_sigma(image)
 
         try:  # the Rayleigh fit of the air background
@@ -165,9 +184,18 @@ class _BlockMatching(ClassicalDenoiser):
     def denoise_image(self, image: np.ndarray, sigma: float | None) -> np.ndarray:
         if not sigma:
             return image.copy()
+        if self.rician_vst:
+            return self._run_stabilised(image.astype(np.float64, copy=False), float(sigma))
         if self.rician_bias_correction:
             image = rician_bias_correct(image, sigma)
         return self._run(image.astype(np.float64, copy=False), float(sigma))
+
+    def _run_stabilised(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        """Foi's VST route: stabilise, denoise in [0, 1] with the matching σ, exact unbiased inverse."""
+        stabilised = rician_vst(image, sigma)  # noise std ≈ 1
+        scale = 1.0 / max(float(stabilised.max()), 1.0)
+        denoised = self._run(stabilised * scale, scale) / scale
+        return rician_vst_inverse(denoised, sigma)
 
     def _run(self, image: np.ndarray, sigma: float) -> np.ndarray:
         raise NotImplementedError
@@ -180,6 +208,8 @@ class BM3D(_BlockMatching):
     Args:
         profile: ``bm3d`` profile (``np``, ``refilter``, ``vn``, ``high``, ...).
         rician_bias_correction: apply ``sqrt(max(x² − σ², 0))`` before denoising (magnitude MRI).
+        rician_vst: denoise through Foi's Rician variance-stabilising transform and its exact unbiased
+            inverse instead (magnitude MRI; not with ``rician_bias_correction``).
         colorspace: colour transform of ``bm3d_rgb`` for 3-channel images (``opp`` or ``YCbCr``).
 
     Example:
@@ -218,6 +248,8 @@ class BM4D(_BlockMatching):
     Args:
         profile: ``bm4d`` profile (``np``, ``refilter``, ``8x8``, ``8x8refilter``, or a ``BM4DProfile``).
         rician_bias_correction: apply ``sqrt(max(x² − σ², 0))`` before denoising (magnitude MRI).
+        rician_vst: denoise through Foi's Rician variance-stabilising transform and its exact unbiased
+            inverse instead (magnitude MRI; not with ``rician_bias_correction``).
     """
 
     name: ClassVar[str] = "bm4d"

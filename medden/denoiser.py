@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 #: how a model expects its input scaled into [0, 1] (:class:`medden.inferers.IntensityScaler` modes)
-INTENSITIES = ("minmax", "percentile", "dtype")
+INTENSITIES = ("minmax", "percentile", "dtype", "unit")
 
 
 @runtime_checkable

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from medden.denoiser import INTENSITIES
+
 #: what the inferers call: the call of a :class:`medden.denoiser.Denoiser`, or any function like it
 DenoiseFn = Callable[..., torch.Tensor]
 MODES = ("2d", "2.5d", "3d", "tiled2d")
@@ -35,7 +37,7 @@ def _plain(x: Any) -> torch.Tensor:
 
 
 #: how :class:`IntensityScaler` picks its range
-INTENSITY_MODES = ("minmax", "percentile", "dtype")
+INTENSITY_MODES = INTENSITIES
 
 
 @dataclass
@@ -49,7 +51,10 @@ class IntensityScaler:
     :meth:`inverse` (they are passed through, not denoised). With ``mode="dtype"`` the range is the
     input's type: 0 to 255 for 8-bit, 0 to 65535 for 16-bit images (a photograph's brightness is kept:
     what a low-light model needs, and what a σ on 0-255 means), [0, 1] for floats already in it, and
-    the minimum and maximum otherwise.
+    the minimum and maximum otherwise. With ``mode="unit"`` the data are taken as already on [0, 1]
+    (the identity map, nothing clipped: values outside [0, 1], such as unclipped noise around black or
+    white, reach the denoiser as they are, as in training); what an evaluation on [0, 1] data uses for
+    models scaled by ``dtype``, the equivalent of an 8-bit file's 0-255.
 
     Example:
         >>> import numpy as np
@@ -71,6 +76,8 @@ class IntensityScaler:
         finite = arr[np.isfinite(arr)]
         if finite.size == 0:
             raise ValueError("the image has no finite value")
+        if mode == "unit":
+            return cls(low=0.0, high=1.0, clipped=0, mode=mode)
         if mode == "dtype" and np.issubdtype(raw.dtype, np.integer):
             info = np.iinfo(raw.dtype)
             low, high = (float(info.min), float(info.max)) if info.min < 0 else (0.0, float(info.max))
@@ -92,7 +99,9 @@ class IntensityScaler:
         return self.high - self.low
 
     def forward(self, x: Any) -> Any:
-        """Scale into [0, 1] (clipped)."""
+        """Scale into [0, 1] (clipped; ``unit``: unchanged)."""
+        if self.mode == "unit":
+            return x
         lib = torch if torch.is_tensor(x) else np
         return lib.clip((x - self.low) / self.span, 0.0, 1.0)
 

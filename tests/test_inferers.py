@@ -119,3 +119,36 @@ def test_intensity_scaler_dtype_mode_keeps_the_brightness_of_photographs():
     assert (minmax.low, minmax.high) == (10.0, 40.0)
     with pytest.raises(ValueError, match="dtype"):
         IntensityScaler.fit(dark, mode="bogus")
+
+
+def test_intensity_scaler_unit_mode_passes_data_on_0_1_as_they_are():
+    """``unit``: the identity, values outside [0, 1] (unclipped noise) neither clipped nor rescaled."""
+    x = np.array([[-0.12, 0.0, 0.5, 1.0, 1.15]])
+    s = IntensityScaler.fit(x, mode="unit")
+    assert (s.low, s.high, s.clipped) == (0.0, 1.0, 0)
+    np.testing.assert_array_equal(s.forward(x), x)
+    np.testing.assert_array_equal(s.inverse(s.forward(x), x), x)
+    t = torch.tensor(x)
+    assert torch.equal(s.forward(t), t)
+    # what dtype (or minmax) makes of the same float data: a min-max map that shrinks the contrast
+    assert IntensityScaler.fit(x, mode="dtype").span == pytest.approx(1.27)
+
+
+def test_evaluation_gives_a_dtype_model_the_data_unscaled():
+    """The evaluation's [0, 1] data with unclipped noise reach a ``dtype`` model unchanged (as an 8-bit
+    photograph's 0-255 would), not min-max scaled: the net sees the contrast and noise it was trained on."""
+    from medden.denoiser import LoadedModel
+    from medden.workflows.evaluate import EvalConfig, Method, run_method
+
+    seen: list[torch.Tensor] = []
+
+    def record(x: torch.Tensor, sigma: object = None) -> torch.Tensor:
+        seen.append(x.clone())
+        return x
+
+    model = LoadedModel("record", record, 2, None, False, kind="net", intensity="dtype")
+    noisy = np.random.default_rng(0).normal(0.5, 0.3, (1, 16, 16))  # beyond [0, 1] on both sides
+    cfg = EvalConfig(methods=("record",), out_dir="unused")
+    out = run_method(Method("record", "net", "record", model=model), noisy, None, cfg)
+    np.testing.assert_allclose(seen[0].numpy().reshape(noisy.shape), noisy, atol=1e-6)
+    np.testing.assert_allclose(out, noisy, atol=1e-6)

@@ -89,3 +89,15 @@ def test_prediction_path_returns_uncorrupted_pixels_exactly():
     out, _ = predict(model, noisy, "volume", Options(mode="2d", axis=2))
     assert np.array_equal(out[~hit], noisy[~hit].astype(out.dtype))
     assert (out[hit] != noisy[hit]).mean() > 0.9
+
+
+def test_untrained_refinement_is_the_fill() -> None:
+    """The correction starts at zero: an untrained switching net gives the iterative switching median."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 24, 24)
+    x[:, :, ::5, ::3] = 1.0
+    x[:, :, 2::7, 1::4] = 0.0
+    fill_only = ImpulseSwitch(2, 1, 1, refine=False)(x)
+    refined = ImpulseSwitch(2, 1, 1, features=(8, 16))(x)
+    assert impulse_mask(x).sum() > 0
+    torch.testing.assert_close(refined, fill_only, rtol=0, atol=0)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medden.denoiser import INTENSITIES
 from medden.errors import UsageError
 from medden.loading import load_model
 
@@ -76,10 +77,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--overlap", type=float, default=0.25, help="window overlap in 3d mode")
     p.add_argument(
         "--intensity",
-        choices=("minmax", "percentile", "dtype"),
+        choices=INTENSITIES,
         default=None,
-        help="per-unit scaling into [0, 1]: minmax, percentile (0.5-99.5 %%, outliers passed through) or "
-        "dtype (0-255 for 8-bit images); default: what the model was trained with, else minmax",
+        help="per-unit scaling into [0, 1]: minmax, percentile (0.5-99.5 %%, outliers passed through), "
+        "dtype (0-255 for 8-bit images) or unit (data already on [0, 1], passed as they are, values "
+        "outside included); default: what the model was trained with, else minmax",
     )
     p.add_argument(
         "--figures",

@@ -22,6 +22,7 @@ class HMADNet(Denoiser):
     - Decoder level: transposed convolution (kernel 2, stride 2), concatenation with the encoder
       skip, a residual attention block (residual block + channel and spatial attention).
     - Output: 1×1 convolution and sigmoid, an image in [0, 1] (``output="sigmoid"``, the paper's).
+      ``output="linear"`` returns the 1×1 convolution as it is (for nets that add it to something).
       ``output="residual"`` (a medden option) makes the 1×1 convolution predict the noise and returns
       ``x − noise`` (global residual learning, as DnCNN and DRAN): it trains faster and keeps the
       brightest tissue, which a sigmoid compresses.
@@ -45,7 +46,8 @@ class HMADNet(Denoiser):
         attention: use channel and spatial attention.
         residual: use residual connections.
         reduction: channel-attention reduction.
-        output: ``sigmoid`` (the paper: predict the image) or ``residual`` (predict the noise).
+        output: ``sigmoid`` (the paper: predict the image), ``residual`` (predict the noise) or
+            ``linear`` (the head's output unchanged).
         noise_level_input: take the noise level σ as an extra input channel (``net(x, sigma)``).
 
     Example:
@@ -73,8 +75,8 @@ class HMADNet(Denoiser):
         noise_level_input: bool = False,
     ) -> None:
         features = tuple(int(f) for f in features)
-        if output not in ("sigmoid", "residual"):
-            raise ValueError(f"output must be 'sigmoid' or 'residual', not {output!r}")
+        if output not in ("sigmoid", "residual", "linear"):
+            raise ValueError(f"output must be 'sigmoid', 'residual' or 'linear', not {output!r}")
         if output == "residual" and in_channels != out_channels:
             raise ValueError("output='residual' needs out_channels == in_channels")
         if len(features) < 2:
@@ -134,4 +136,6 @@ class HMADNet(Denoiser):
             x = decoder(torch.cat([up(x), skips[len(skips) - 1 - i]], dim=1))
         if self.output == "residual":
             return inp - self.head(x)
+        if self.output == "linear":
+            return self.head(x)
         return torch.sigmoid(self.head(x))

@@ -11,8 +11,10 @@ should leave alone (the blind ``hmadnet_saltpepper`` was 2-3 dB below a switchin
 2. **Fill**: every impulse is replaced by the median of its non-impulse 3×3(×3) neighbours, repeated
    so that the fill grows into impulse clusters (:func:`median_fill`).
 3. **Refine**: an HMAD-Net backbone takes the filled image and the impulse mask as two channels and
-   predicts the clean image; its prediction is used **only at the impulses**. Every other voxel is
-   returned bit for bit, so training with any loss on the output teaches the net only the impulses.
+   predicts a correction to the fill (its last convolution starts at zero, so an untrained net is the
+   fill itself, an iterative switching median); the result, kept within the image's range, is used
+   **only at the impulses**. Every other voxel is returned bit for bit, so training with any loss on
+   the output teaches the net only the impulses.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from medden.nets.base import Denoiser
 from medden.nets.hmadnet import HMADNet
@@ -97,7 +100,7 @@ class ImpulseSwitch(Denoiser):
     """HMAD-Net as a switching salt-and-pepper denoiser: detect, fill, refine only the impulses.
 
     ``net(x)`` on (B, C, H, W) or (B, C, D, H, W) in [0, 1]: the voxels :func:`impulse_mask` finds are
-    filled by :func:`median_fill` and refined by an HMAD-Net that takes ``[filled, mask]`` per channel;
+    filled by :func:`median_fill` and corrected by an HMAD-Net that takes ``[filled, mask]`` per channel;
     all other voxels are returned unchanged (bit-identical).
 
     Args:
@@ -136,10 +139,14 @@ class ImpulseSwitch(Denoiser):
         super().__init__(spatial_dims, in_channels, out_channels, multiple=1)
         self.region_size, self.fill_iterations = region_size, int(fill_iterations)
         self.backbone = (
-            HMADNet(spatial_dims, 2 * in_channels, in_channels, features=features, output="sigmoid")
+            HMADNet(spatial_dims, 2 * in_channels, in_channels, features=features, output="linear")
             if refine
             else None
         )
+        if self.backbone is not None:  # start as the fill: the correction is zero until trained
+            nn.init.zeros_(self.backbone.head.weight)
+            if self.backbone.head.bias is not None:
+                nn.init.zeros_(self.backbone.head.bias)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
         impulse = impulse_mask(x, self.region_size)
@@ -148,5 +155,8 @@ class ImpulseSwitch(Denoiser):
             return torch.where(impulse, filled, x)
         mask = impulse.to(x.dtype)
         pairs = torch.stack([filled, mask], dim=2).flatten(1, 2)  # per channel: filled, mask
-        refined = self.backbone(pairs)
+        shape = list(x.shape[:2]) + [1] * (x.dim() - 2)
+        lo = x.flatten(2).amin(dim=2).reshape(shape)
+        hi = x.flatten(2).amax(dim=2).reshape(shape)
+        refined = torch.maximum(torch.minimum(filled + self.backbone(pairs), hi), lo)
         return torch.where(impulse, refined, x)

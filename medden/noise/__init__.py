@@ -4,7 +4,9 @@ Every function takes ``rng`` (a seed, a numpy ``Generator`` or MONAI's ``RandomS
 can be reproduced, keeps the input's type, dtype and device, and works on any shape (2D or 3D,
 channel-first). Medical levels are relative to the image maximum (BrainWeb protocol); natural-image
 AWGN uses σ on the 0–255 scale (:func:`sigma_255`). Each kind is described once, by a
-:class:`NoiseModel` in :data:`NOISE_MODELS` (:mod:`medden.noise.spec`).
+:class:`NoiseModel` in :data:`NOISE_MODELS` (:mod:`medden.noise.spec`). :func:`rician_vst` and
+:func:`rician_vst_inverse` are Foi's Rician variance-stabilising transform and its exact unbiased
+inverse (:mod:`medden.noise.vst`).
 """
 
 from medden.noise import estimate  # noqa: F401  (the module, medden.noise.estimate)
@@ -28,6 +30,7 @@ from medden.noise.spec import (
     noise_model,
     per_kind,
 )
+from medden.noise.vst import rician_vst, rician_vst_inverse
 
 #: noise kind -> plain function; the first positional argument after the image is the level.
 NOISE_FUNCTIONS = per_kind(lambda m: m.function)
@@ -49,6 +52,8 @@ __all__ = [
     "lowlight",
     "poisson_gaussian",
     "rician",
+    "rician_vst",
+    "rician_vst_inverse",
     "salt_pepper",
     "sigma_255",
 ]
