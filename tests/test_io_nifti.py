@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 
 import nibabel as nib
 import numpy as np
@@ -164,3 +166,21 @@ def test_atomic_write_leaves_no_temporary(tmp_path):
     loaded = mio.load(src)
     mio.save(loaded, loaded.array, tmp_path / "o.nii.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.nii.gz", "u8.nii"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_outputs_get_the_umask_mode_not_the_temporary_files_0600(tmp_path, umask):
+    from medden.io.atomic import atomic_dir
+
+    src = tmp_path / "u8.nii"
+    _make(src, "uint8")
+    loaded = mio.load(src)
+    old = os.umask(umask)
+    try:
+        mio.save(loaded, loaded.array, tmp_path / "o.nii.gz")
+        with atomic_dir(tmp_path / "series") as folder:
+            (folder / "f.dcm").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "o.nii.gz").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "series").stat().st_mode) == 0o777 & ~umask

@@ -237,16 +237,19 @@ def real_scan_volumes() -> tuple[tuple[str, np.ndarray], ...]:
     EPI series), pydicom's ``MR_small.dcm`` and ``CT_small.dcm`` (one slice each), read through
     :func:`medden.io.load`. Nothing is downloaded.
     """
-    io_logger = logging.getLogger("medden.io")
-    level = io_logger.level
+    loggers = [logging.getLogger(name) for name in ("medden.io", "pydicom")]
+    levels = [lg.level for lg in loggers]
     out = []
     for name, path, series in _scan_paths():
-        # pydicom's test folder also holds deliberately broken copies of MR_small: not worth a warning
-        io_logger.setLevel(logging.ERROR)
+        # pydicom's test folder also holds deliberately broken copies of MR_small, whose headers are read
+        # while the series is gathered: not worth a warning from medden or pydicom
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
         try:
             array = np.asarray(mio.load(path).array, dtype=np.float32)
         finally:
-            io_logger.setLevel(level)
+            for lg, lvl in zip(loggers, levels, strict=True):
+                lg.setLevel(lvl)
         if series and array.ndim == 4:
             array = array[..., 0]
         lo, hi = float(array.min()), float(array.max())

@@ -20,6 +20,22 @@ from medden.errors import UsageError
 _TMP_PREFIX = ".medden-tmp-"
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, directory: bool) -> None:
+    """Give a finished temporary file or folder the mode a plain ``open``/``mkdir`` would have.
+
+    ``mkstemp``/``mkdtemp`` create 0600/0700 entries; an output (a derived DICOM series for a PACS
+    service account, a NIfTI for a colleague) must get the usual 0666/0777 minus the umask.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
@@ -46,6 +62,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _publish_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -63,6 +80,7 @@ def atomic_dir(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator
     tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=path.parent))
     try:
         yield tmp
+        _publish_mode(tmp, directory=True)
         if path.exists():
             if not overwrite:
                 raise FileExistsError(f"{path} exists")
