@@ -81,10 +81,9 @@ TRAIN_TIMES: dict[str, tuple[int, int]] = {
     "hmadnet_mri_rician": (56, 1),
     "hmadnet_saltpepper": (36, 1),
     "hmadnet_mri_rician_3d": (86, 2),
-    "dran_mri": (
-        69,
-        2,
-    ),  # the fine-tuning on synthetic + template data; the first 6000 iterations took 90 on one
+    # the last fine-tuning (4000 iterations, best at 3250, on one core beside another run); before it,
+    # 6000 iterations on MNI152 slices (90 minutes, one core) and 1000 on the same mix (69, two cores)
+    "dran_mri": (19, 1),
     "dncnn_gray": (36, 1),
     "gimsanet_gray": (32, 1),
     "gimsanet_color": (30, 1),
@@ -231,9 +230,10 @@ BUNDLES: dict[str, dict[str, Any]] = {
             "val_levels": [0.03, 0.05, 0.09],
             "patch_size": 64,
             "batch_size": 8,
-            "max_iterations": 3000,
+            "max_iterations": 4000,
             "val_interval": 250,
-            "lr": 3e-4,
+            "val_data": "realscans",
+            "lr": 1.5e-4,
             "scheduler": "cosine",
             "axis": 2,
             "loss": "l1",
@@ -772,6 +772,11 @@ def write(name: str, spec: dict[str, Any]) -> None:
 def main() -> None:
     import sys
 
+    if sys.argv[1:2] == ["--curves"]:  # NAME LABEL=RUN_DIR ...: docs/learning_curves.{json,png}
+        name, runs = sys.argv[2], dict(arg.split("=", 1) for arg in sys.argv[3:])
+        write_learning_curves(name, runs)
+        print(f"wrote {HERE / name / 'docs' / CURVES_JSON} and {CURVES_PNG}")
+        return
     if sys.argv[1:2] == ["--docs"]:  # after evaluate.json has run: docs/README.md and LICENSE
         for name in sys.argv[2:]:
             write_docs(name)
@@ -1104,9 +1109,8 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "",
     ]
     if spec["modality"] != "MR":
-        return "\n".join(
-            lines + _natural_results(name, spec, results, net_label, _trained_for(name, training))
-        )
+        lines += _natural_results(name, spec, results, net_label, _trained_for(name, training))
+        return "\n".join(lines + learning_curves_section(root))
     unit = "volume" if spec["dims"] == 3 else "slice"
     held_out = (
         "The held-out test slab of the MNI152 template (axial slices 124-155, 197×233×32 voxels, never seen "
@@ -1157,7 +1161,7 @@ def docs(name: str, spec: dict[str, Any]) -> str:
         "- Noise outside the trained range, other contrasts (CT, T2, diffusion) and pathology were not seen.",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + learning_curves_section(root))
 
 
 def _real_scans_text(results: dict[str, Any], dims: int) -> str:
@@ -1174,6 +1178,120 @@ def _real_scans_text(results: dict[str, Any], dims: int) -> str:
             "single slice, too thin for a 3D evaluation, and is skipped))"
         )
     return "nibabel's `anatomical.nii`, pydicom's `MR_small.dcm`), every slice"
+
+
+# ------------------------------------------------------------------------------------------------
+# learning curves of training runs (docs/learning_curves.json and .png), for the docs
+# ------------------------------------------------------------------------------------------------
+
+CURVES_JSON = "learning_curves.json"
+CURVES_PNG = "learning_curves.png"
+
+
+def _run_record(label: str, run_dir: Path) -> dict[str, Any]:
+    """One ``medden train`` run: its settings and its validation points (iteration, PSNR, SSIM)."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    points = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "val_psnr" in rec:
+            points.append([rec["iteration"], round(rec["val_psnr"], 4), round(rec["val_ssim"], 4)])
+    keep = ("net", "data", "val_data", "noise", "level_range", "val_levels", "loss", "lr", "scheduler")
+    settings = {k: cfg[k] for k in (*keep, "patch_size", "batch_size", "max_iterations") if k in cfg}
+    if cfg.get("init_weights"):
+        settings["init_weights"] = Path(cfg["init_weights"]).name
+    return {"label": label, "settings": settings, "points": points}
+
+
+def _shipped_score(name: str, run_dir: Path) -> dict[str, float]:
+    """The shipped weights' validation PSNR/SSIM on the run's own validation items (as the trainer
+    computes them), the line a new run has to beat."""
+    from dataclasses import fields
+
+    import torch
+
+    from medden.engine.config import TrainConfig
+    from medden.engine.data import validation_items
+    from medden.engine.steps import evaluate_items
+    from medden.loading import load_model
+
+    raw = json.loads((run_dir / "config.json").read_text())
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+    model = load_model(bundle=HERE / name)
+    with torch.no_grad():
+        score = evaluate_items(model.fn, validation_items(cfg), torch.device("cpu"), model.noise_aware)
+    return {"psnr": round(score["psnr"], 4), "ssim": round(score["ssim"], 4)}
+
+
+def write_learning_curves(name: str, runs: dict[str, str]) -> None:
+    """``docs/learning_curves.json`` (the runs' validation points and the shipped weights' score on
+    the same validation items) and ``docs/learning_curves.png``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = [_run_record(label, Path(d)) for label, d in runs.items()]
+    first = Path(next(iter(runs.values())))
+    cfg = json.loads((first / "config.json").read_text())
+    meta = json.loads((HERE / name / "configs" / "metadata.json").read_text())
+    data = {
+        "validation": f"{cfg.get('val_data') or cfg['data']} (val split), {cfg['noise']} at {cfg['val_levels']}",
+        "shipped": {"sha256": meta["medden"]["weights_sha256"], **_shipped_score(name, first)},
+        "runs": records,
+    }
+    docs_dir = HERE / name / "docs"
+    (docs_dir / CURVES_JSON).write_text(json.dumps(data, indent=2) + "\n")
+    fig = Figure(figsize=(6.4, 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for rec in records:
+        pts = rec["points"]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=rec["label"])
+    ax.axhline(data["shipped"]["psnr"], color="k", ls="--", lw=1, label="shipped weights")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(docs_dir / CURVES_PNG, dpi=90)
+
+
+def learning_curves_section(root: Path) -> list[str]:
+    """The docs' learning-curve section from ``docs/learning_curves.json``, when the bundle has one."""
+    path = root / "docs" / CURVES_JSON
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    shipped = data["shipped"]
+    lines = [
+        "## Learning curves",
+        "",
+        f"Validation PSNR / SSIM by iteration on {data['validation']} (the mean over levels, as `medden "
+        f"train` validates), against the shipped weights on the same items: {shipped['psnr']:.2f} dB / "
+        f"{shipped['ssim']:.4f}. Plot: `docs/{CURVES_PNG}`.",
+        "",
+    ]
+    for rec in data["runs"]:
+        st = rec["settings"]
+        best = max(rec["points"], key=lambda p: p[2]) if rec["points"] else None
+        lines += [
+            f"**{rec['label']}** ("
+            + ", ".join(f"{k}={v}" for k, v in st.items())
+            + ")"
+            + (
+                f": best (by SSIM) at iteration {best[0]}, {best[1]:.2f} dB / {best[2]:.4f}, "
+                f"{best[1] - shipped['psnr']:+.2f} dB against the shipped weights."
+                if best
+                else "."
+            ),
+            "",
+            "| iteration | " + " | ".join(str(p[0]) for p in rec["points"]) + " |",
+            "|---|" + "---|" * len(rec["points"]),
+            "| PSNR | " + " | ".join(f"{p[1]:.2f}" for p in rec["points"]) + " |",
+            "| SSIM | " + " | ".join(f"{p[2]:.4f}" for p in rec["points"]) + " |",
+            "",
+        ]
+    return lines
 
 
 def write_docs(name: str) -> None:

@@ -62,6 +62,43 @@ def test_configs_match_their_generator():
         assert (cfg_dir / "logging.conf").read_text() == gen.LOGGING_CONF, name
 
 
+def test_learning_curves_are_read_from_the_run_and_rendered_in_the_docs(tmp_path):
+    """A run's validation points reach docs/learning_curves.json and the docs' section, which names the
+    best point (by SSIM, as the trainer keeps it) and its difference from the shipped weights."""
+    gen = _generator()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "net": "dncnn",
+                "data": "deadleaves-gray",
+                "noise": "gaussian",
+                "lr": 1e-4,
+                "init_weights": "/x/m.safetensors",
+            }
+        )
+    )
+    records = [
+        {"iteration": 10, "loss": 0.1},
+        {"iteration": 250, "val_psnr": 30.5, "val_ssim": 0.80},
+        {"iteration": 500, "val_psnr": 31.25, "val_ssim": 0.85},
+        {"iteration": 750, "val_psnr": 31.5, "val_ssim": 0.84},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rec = gen._run_record("synthetic only", run)
+    assert rec["points"] == [[250, 30.5, 0.8], [500, 31.25, 0.85], [750, 31.5, 0.84]]
+    assert rec["settings"]["init_weights"] == "m.safetensors"
+    root = tmp_path / "bundle"
+    (root / "docs").mkdir(parents=True)
+    assert gen.learning_curves_section(root) == []
+    data = {"validation": "v", "shipped": {"sha256": "0", "psnr": 31.0, "ssim": 0.83}, "runs": [rec]}
+    (root / "docs" / gen.CURVES_JSON).write_text(json.dumps(data))
+    text = "\n".join(gen.learning_curves_section(root))
+    assert "best (by SSIM) at iteration 500, 31.25 dB / 0.8500, +0.25 dB against the shipped weights" in text
+    assert "| PSNR | 30.50 | 31.25 | 31.50 |" in text
+
+
 @pytest.mark.parametrize("name", BUNDLES)
 def test_layout_and_configs_parse(name):
     from monai.bundle import ConfigParser

@@ -189,6 +189,26 @@ def test_rician_estimator_on_3d_volume():
     assert abs(est.level - 0.04) / 0.04 < 0.15
 
 
+@pytest.mark.parametrize("level", [0.02, 0.05, 0.09])
+@pytest.mark.parametrize("kind", ["rician", "gaussian"])
+def test_estimators_ignore_zero_padding_and_masked_backgrounds(kind, level):
+    """Zero fill around the field of view or a masked (skull-stripped) background holds no noise: it
+    must not pull σ to 0, or a noise-aware net given the estimate leaves the scan as it was."""
+    clean = mni152_slice(axis=2)
+    clean = clean / clean.max()
+    noisy = np.asarray((rician if kind == "rician" else gaussian)(clean, level, rng=3), dtype=np.float32)
+    framed = np.pad(noisy, ((0, 0), (48, 48), (48, 48)))  # a field of view padded with zeros
+    masked = np.where(clean > 0.1, noisy, 0.0)  # a skull-stripped image: air set to 0
+    for image in (framed, masked):
+        est = estimate_noise(image, kind, reference=1.0)
+        assert abs(est.level - level) / level < 0.15, est
+    assert estimate_noise(np.zeros((64, 64)), kind).sigma == 0.0
+    padded_series = np.zeros((96, *noisy.shape[1:]), dtype=np.float32)  # blank slices around a few
+    padded_series[40:43] = noisy[0]
+    est = estimate_noise(padded_series, kind, reference=1.0)
+    assert abs(est.level - level) / level < 0.15, est
+
+
 def test_rician_background_fit_refuses_image_without_air():
     noisy = rician(natural_image("coins"), 0.03, rng=0)
     with pytest.raises(ValueError, match="Rician noise cannot be estimated"):

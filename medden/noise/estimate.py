@@ -96,6 +96,16 @@ def _box_sums(a: np.ndarray, kh: int, kw: int) -> np.ndarray:
     return sat[:, kh:, kw:] - sat[:, :-kh, kw:] - sat[:, kh:, :-kw] + sat[:, :-kh, :-kw]
 
 
+def _padding(stack: np.ndarray) -> np.ndarray:
+    """Pixels of a ``(P, H, W)`` stack inside a constant ``3 × 3`` region: padding, a masked
+    background, clipping or saturation, where noise cannot be seen (noisy data almost never hold nine
+    equal neighbours)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    size = (1, 3, 3)
+    return maximum_filter(stack, size=size) == minimum_filter(stack, size=size)
+
+
 def _sample_patches(
     stack: np.ndarray, k: int, n: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,7 +113,10 @@ def _sample_patches(
     their gradient energy (sum of squared neighbour differences) and their mean.
 
     All patches when there are no more than ``n``, else ``n`` positions drawn without replacement
-    with ``seed``; patches holding a non-finite value are left out.
+    with ``seed``; patches holding a non-finite value are left out, and so are patches touching
+    padding (:func:`_padding`): zero fill around a field of view, a skull-stripped or masked
+    background, saturated or photon-free regions hold no noise, and counted as noise-free patches
+    they would pull σ towards 0 (an image framed in zeros measured σ = 0 and was left undenoised).
     """
     stack = np.ascontiguousarray(stack, dtype=np.float64)
     bad = ~np.isfinite(stack)
@@ -113,6 +126,9 @@ def _sample_patches(
     )
     means = _box_sums(clean, k, k) / (k * k)
     ok = (_box_sums(bad, k, k) == 0).ravel() if bad.any() else np.ones(energy.size, dtype=bool)
+    pad = _padding(clean)
+    if pad.any():
+        ok &= (_box_sums(pad, k, k) == 0).ravel()
     positions = np.flatnonzero(ok)
     if positions.size > n:
         positions = np.sort(np.random.default_rng(seed).choice(positions, size=n, replace=False))
@@ -167,9 +183,10 @@ def pca_sigma(x: Any, foreground: bool = False, seed: int = 0) -> float:
     current σ would reach (with probability ``1 − 10⁻⁶``), so edges and texture do not pass for
     noise on a smooth image at a low level; three rounds refine σ and the selection. With
     ``foreground`` only patches whose mean is above ``3σ`` count, where Rician noise is Gaussian to
-    within a few percent (the Rician estimator). Patches are drawn with ``seed`` from at most 32
-    evenly spaced planes when there are more than 20 000; patches smaller than ``8 × 8`` are used on
-    planes too small to give 50 patches per dimension. A constant image gives 0.
+    within a few percent (the Rician estimator). At most 20 000 patches are drawn with ``seed``, from
+    at most 32 evenly spaced planes (of those that are not blank); patches smaller than
+    ``8 × 8`` are used on planes too small to give 50 patches per dimension. Patches touching padding
+    (constant ``3 × 3`` regions: zero fill, masks, saturation) are left out; a constant image gives 0.
 
     Raises:
         ValueError: no plane is at least ``8 × 8``.
@@ -181,10 +198,16 @@ def pca_sigma(x: Any, foreground: bool = False, seed: int = 0) -> float:
             f"image too small to estimate noise (shape {tuple(arr.shape)}; needs planes of at least 8×8)"
         )
     if stack.shape[0] > PCA_MAX_PLANES:
-        stack = stack[np.linspace(0, stack.shape[0] - 1, PCA_MAX_PLANES).round().astype(int)]
+        varying = np.flatnonzero(np.nanmax(stack, axis=(1, 2)) > np.nanmin(stack, axis=(1, 2)))
+        planes = varying if varying.size else np.arange(stack.shape[0])  # blank (padded) slices skipped
+        if planes.size > PCA_MAX_PLANES:
+            planes = planes[np.linspace(0, planes.size - 1, PCA_MAX_PLANES).round().astype(int)]
+        stack = stack[planes]
     k = _patch_side(*stack.shape)
     rows, energy, means = _sample_patches(stack, k, PCA_MAX_PATCHES, seed)
     if rows.shape[0] < 2:
+        if np.isfinite(stack).sum() >= k * k:
+            return 0.0  # nothing but padding: no noise to see
         raise ValueError("no finite patch to estimate noise from")
     var = _pca_noise_variance(rows.astype(np.float32))  # a first σ for the selection: float32 is enough
     for _ in range(3):
