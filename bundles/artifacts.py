@@ -142,9 +142,31 @@ def update(root: Path, force: bool = False) -> list[str]:
         written.append(TS)
     if record(root):
         written.append("configs/metadata.json")
-    for name in written:  # temporary files are private (0600); these are shipped
+    if write_large_files(root):
+        written.append("large_files.yml")
+    for name in written:  # shipped files are world-readable
         (root / name).chmod(0o644)
     return written
+
+
+def write_large_files(root: Path) -> bool:
+    """Rewrite ``large_files.yml`` (the weights files' sha256, as ``bundles/generate.py`` writes it) when it
+    no longer matches the files; run after new ``model.pt``/``model.ts`` so the two never disagree."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "medden_bundles_generate", Path(__file__).with_name("generate.py")
+    )
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    text = generate.large_files(root.name)
+    path = root / "large_files.yml"
+    if path.is_file() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

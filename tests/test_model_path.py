@@ -48,7 +48,8 @@ def test_a_plain_callable_is_blind_2d():
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_denoise_and_evaluate_give_identical_output(tmp_path, dims):
-    """One bundle on one noisy volume: ``medden denoise`` and ``medden evaluate`` agree bit for bit."""
+    """One bundle on one noisy volume: ``medden denoise`` and ``medden evaluate`` agree bit for bit (the
+    bundle is noise-level-aware: both estimate the level, ``--sigma estimate``, as a user's run does)."""
     import nibabel as nib
 
     from medden.data.samples import mni152
@@ -60,7 +61,7 @@ def test_denoise_and_evaluate_give_identical_output(tmp_path, dims):
     ev = tmp_path / "eval"
     args = ["evaluate", "--methods", "noisy", "hmadnet_mri_rician", "--data", str(data), "--noise", "rician"]
     args += ["--levels", "0.05", "--dims", str(dims), "--axis", "2", "--out", str(ev), "--max-images", "1"]
-    assert main([*args, "--save-outputs", "--no-figures", "--quiet"]) == 0
+    assert main([*args, "--sigma", "estimate", "--save-outputs", "--no-figures", "--quiet"]) == 0
     noisy = np.load(ev / "outputs" / "noisy" / "0.05" / "0.npy")
     ours = np.load(ev / "outputs" / "hmadnet_mri_rician" / "0.05" / "0.npy")
     volume = noisy[0] if dims == 3 else noisy[0][:, :, None]  # a 2D item is a one-slice volume
