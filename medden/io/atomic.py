@@ -21,7 +21,19 @@ _TMP_PREFIX = ".medden-tmp-"
 
 
 def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
+    """The process umask as it is now.
+
+    Read from ``/proc/self/status`` where the kernel gives it (Linux 4.7+): ``os.umask`` can only be read
+    by setting it, which is process-wide and would briefly change the mode of files other threads
+    create meanwhile. Elsewhere, set and put back.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
