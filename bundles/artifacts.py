@@ -19,6 +19,7 @@ before it is put in place. Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -149,18 +150,24 @@ def update(root: Path, force: bool = False) -> list[str]:
     return written
 
 
-def write_large_files(root: Path) -> bool:
-    """Rewrite ``large_files.yml`` (the weights files' sha256, as ``bundles/generate.py`` writes it) when it
-    no longer matches the files; run after new ``model.pt``/``model.ts`` so the two never disagree."""
+@functools.cache
+def _generator() -> Any:
+    """``bundles/generate.py`` (beside this script, not a package), loaded once."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
         "medden_bundles_generate", Path(__file__).with_name("generate.py")
     )
     assert spec is not None and spec.loader is not None
-    generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
-    text = generate.large_files(root.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_large_files(root: Path) -> bool:
+    """Rewrite ``large_files.yml`` (the weights files' sha256, as ``bundles/generate.py`` writes it) when it
+    no longer matches the files; run after new ``model.pt``/``model.ts`` so the two never disagree."""
+    text = _generator().large_files(root.name)
     path = root / "large_files.yml"
     if path.is_file() and path.read_text() == text:
         return False

@@ -1216,11 +1216,9 @@ def _run_record(label: str, run_dir: Path) -> dict[str, Any]:
     return {"label": label, "settings": settings, "points": points}
 
 
-def _shipped_score(name: str, run_dir: Path) -> dict[str, float]:
-    """The shipped weights' validation PSNR/SSIM on the run's own validation items (as the trainer
-    computes them), the line a new run has to beat."""
-    from dataclasses import fields
-
+def _shipped_score(name: str, run_config: dict[str, Any]) -> dict[str, float]:
+    """The shipped weights' validation PSNR/SSIM on the validation items of a run (its ``config.json``,
+    as the trainer computes them), the line a new run has to beat."""
     import torch
 
     from medden.engine.config import TrainConfig
@@ -1228,9 +1226,7 @@ def _shipped_score(name: str, run_dir: Path) -> dict[str, float]:
     from medden.engine.steps import evaluate_items
     from medden.loading import load_model
 
-    raw = json.loads((run_dir / "config.json").read_text())
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+    cfg = TrainConfig(**run_config)
     model = load_model(bundle=HERE / name)
     with torch.no_grad():
         score = evaluate_items(model.fn, validation_items(cfg), torch.device("cpu"), model.noise_aware)
@@ -1244,12 +1240,11 @@ def write_learning_curves(name: str, runs: dict[str, str]) -> None:
     from matplotlib.figure import Figure
 
     records = [_run_record(label, Path(d)) for label, d in runs.items()]
-    first = Path(next(iter(runs.values())))
-    cfg = json.loads((first / "config.json").read_text())
+    cfg = json.loads((Path(next(iter(runs.values()))) / "config.json").read_text())
     meta = json.loads((HERE / name / "configs" / "metadata.json").read_text())
     data = {
         "validation": f"{cfg.get('val_data') or cfg['data']} (val split), {cfg['noise']} at {cfg['val_levels']}",
-        "shipped": {"sha256": meta["medden"]["weights_sha256"], **_shipped_score(name, first)},
+        "shipped": {"sha256": meta["medden"]["weights_sha256"], **_shipped_score(name, cfg)},
         "runs": records,
     }
     docs_dir = HERE / name / "docs"
