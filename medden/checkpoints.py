@@ -128,13 +128,66 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(info)
 
 
+def adapt_state_dict(state: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Weights of a related net made to fit ``target`` (the state dict of the net to start):
+
+    - *2D to 3D* (I3D-style inflation, Carreira & Zisserman 2017): a 2D kernel ``(out, in, kh, kw)``
+      whose 3D counterpart is ``(out, in, kh, kw, kd)`` (MONAI's ``(H, W, D)`` order: depth last, the
+      axis 2D slices are cut along) is placed on the middle depth slice (odd ``kd``: the 3D convolution
+      of a volume then equals the 2D convolution of each slice) or repeated over depth (even ``kd``: the
+      stride-``kd`` transposed convolutions that upsample, which then copy each slice ``kd`` times);
+    - *blind to noise-level-aware*: a first convolution with fewer input channels than its counterpart
+      gets zero weights for the missing ones, which come last (the σ map medden's nets append).
+
+    Either way the new net starts as the old one (slice by slice; ignoring σ) and learns the rest from
+    there instead of from random weights. Other tensors pass as they are; what still does not fit is
+    refused by ``load_state_dict``.
+    """
+    import torch
+
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        ref = target.get(key)
+        if ref is not None and value.ndim + 1 == ref.ndim >= 4 and ref.shape[:-1][2:] == value.shape[2:]:
+            depth = int(ref.shape[-1])
+            if depth % 2:
+                grown = torch.zeros((*value.shape, depth), dtype=value.dtype)
+                grown[..., depth // 2] = value
+            else:
+                grown = value.unsqueeze(-1).repeat(*([1] * value.ndim), depth)
+            value = grown
+        if (
+            ref is not None
+            and value.ndim == ref.ndim >= 3
+            and value.shape[0] == ref.shape[0]
+            and value.shape[2:] == ref.shape[2:]
+            and value.shape[1] < ref.shape[1]
+        ):
+            extra = torch.zeros(
+                (value.shape[0], ref.shape[1] - value.shape[1], *value.shape[2:]), dtype=value.dtype
+            )
+            value = torch.cat([value, extra], dim=1)
+        out[key] = value
+    return out
+
+
 def load_weights(
-    model: Any, path: str | os.PathLike[str], sha256: str | None = None, strict: bool = True
+    model: Any,
+    path: str | os.PathLike[str],
+    sha256: str | None = None,
+    strict: bool = True,
+    adapt: bool = False,
 ) -> str:
-    """Load weights into ``model`` (checksum first); return the file's sha256."""
+    """Load weights into ``model`` (checksum first); return the file's sha256.
+
+    ``adapt``: weights of the same architecture in 2D, or without the σ input, may start a 3D or a
+    noise-level-aware net (:func:`adapt_state_dict`).
+    """
     digest = verify_sha256(path, sha256)
     state = load_state_dict(path)
     target = model.module if hasattr(model, "module") else model
+    if adapt:
+        state = adapt_state_dict(state, target.state_dict())
     try:
         target.load_state_dict(state, strict=strict)
     except RuntimeError as exc:

@@ -307,3 +307,25 @@ def test_validation_on_realscans(tmp_path):
     assert evaluate_items(load_net(out / "best.safetensors"), items, torch.device("cpu"), False)[
         "ssim"
     ] == pytest.approx(best["ssim"], abs=1e-6)
+
+
+def test_2d_weights_start_a_3d_run_by_inflation(tmp_path):
+    kw = {
+        "net": "hmadnet-compact",
+        "net_kwargs": {"features": [8, 16]},
+        "max_iterations": 2,
+        "val_interval": 2,
+    }
+    flat = train(_cfg(tmp_path, "flat", **kw))
+    vol = train(
+        _cfg(tmp_path, "vol", spatial_dims=3, patch_size=16, batch_size=2, init_weights=flat.best_path, **kw)
+    )
+    assert read_metadata(vol.best_path)["net_kwargs"]["spatial_dims"] == 3
+    # without inflation a 2D checkpoint cannot start a 3D net of another architecture either way
+    with pytest.raises(Exception, match="do not fit"):
+        train(
+            _cfg(
+                tmp_path, "bad", spatial_dims=3, patch_size=16, batch_size=2, init_weights=flat.best_path,
+                **{**kw, "net_kwargs": {"features": [4, 8]}},
+            )
+        )  # fmt: skip

@@ -221,3 +221,58 @@ def test_hmadnet_noise_level_input_option():
     assert not torch.equal(low, high)
     assert torch.allclose(per_item[0], low[0], atol=1e-6) and torch.allclose(per_item[1], high[1], atol=1e-6)
     assert aware(x).shape == x.shape  # σ estimated inside when not given
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_inflated_2d_weights_make_a_3d_net_that_acts_slice_wise(attention, tmp_path):
+    """Centre-slice inflation (odd kernels) and depth repetition (the stride-2 upsampling): on a volume
+    that is constant along depth, the inflated 3D HMAD-Net gives the 2D net's output on every slice."""
+    from medden.checkpoints import load_weights, save_weights
+
+    torch.manual_seed(0)
+    kw = {"features": (8, 16, 32), "noise_level_input": True, "output": "residual", "attention": attention}
+    net2 = nets.get("hmadnet-compact", **kw).eval()
+    path = tmp_path / "w2d.safetensors"
+    save_weights(net2, path, "hmadnet-compact", kw)
+    net3 = nets.get("hmadnet-compact", spatial_dims=3, **kw).eval()
+    with pytest.raises(Exception, match="do not fit"):
+        load_weights(net3, path)  # 2D weights do not load into a 3D net unless asked to inflate
+    load_weights(net3, path, adapt=True)
+    image = torch.rand(1, 1, 20, 24)
+    volume = image[..., None].repeat(1, 1, 1, 1, 8)
+    with torch.no_grad():
+        want = net2(image, 0.05)
+        got = net3(volume, 0.05)
+    assert torch.allclose(got, want[..., None].expand_as(got), atol=1e-5)
+    # and it is a 3D net: a volume that varies along depth is not denoised slice by slice any more
+    # once the off-centre taps train (they start at zero, so they receive a gradient)
+    volume = torch.rand(1, 1, 16, 16, 8, requires_grad=False)
+    net3.train()
+    net3(volume, 0.05).square().mean().backward()
+    assert net3.encoders[0].body[0].weight.grad[..., 0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["mgmsdnet-compact", "gimsanet-compact", "hmadnet-compact"])
+def test_blind_weights_start_a_noise_aware_net_as_it_was(name, tmp_path):
+    """The σ channel's weights start at zero: the noise-aware net gives the blind net's output whatever
+    σ it is given, and the σ weights receive a gradient (so training teaches the net to use σ)."""
+    from medden.checkpoints import load_weights, save_weights
+
+    torch.manual_seed(0)
+    small = {"features": (8, 16)} if name.startswith("hmadnet") else {"features": 8, "num_blocks": 2}
+    blind = nets.get(name, **small).eval()
+    path = tmp_path / "blind.safetensors"
+    save_weights(blind, path, name, small)
+    aware = nets.get(name, noise_level_input=True, **small).eval()
+    with pytest.raises(Exception, match="do not fit"):
+        load_weights(aware, path)
+    load_weights(aware, path, adapt=True)
+    x = torch.rand(2, 1, 24, 20)
+    with torch.no_grad():
+        want = blind(x)
+        for sigma in (0.01, 0.3):
+            assert torch.allclose(aware(x, sigma), want, atol=1e-6)
+    aware.train()
+    aware(x, 0.2).square().mean().backward()
+    first = next(p for n, p in aware.named_parameters() if p.ndim == 4 and p.shape[1] == 2)
+    assert first.grad[:, 1].abs().sum() > 0

@@ -163,7 +163,8 @@ def build_run(cfg: TrainConfig) -> TrainingRun:
     items, transform, val_items = build_data(cfg, rank)
     net, net_kwargs = build_net(cfg, int(np.asarray(items[0]["image"]).shape[0]))
     if cfg.init_weights:
-        checkpoints.load_weights(net, cfg.init_weights)
+        # 2D weights may start a 3D net, blind weights a noise-aware one (other misfits fail as before)
+        checkpoints.load_weights(net, cfg.init_weights, adapt=True)
     generator = torch.Generator().manual_seed(cfg.seed + 101 + rank)  # self-supervised sub-samples/masks
     loader, sampler = train_loader(cfg, items, transform, rank, world)
     model = idist.auto_model(net.to(device))

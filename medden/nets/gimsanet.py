@@ -21,6 +21,7 @@ class GIMSANet(GradientGuidedDenoiser):
         num_blocks: multi-scale attention blocks.
         gradient: infuse gradient features (False for ablation).
         attention: channel + spatial attention in the blocks (False for ablation).
+        noise_level_input: also take the noise level as a σ map channel (``net(x, sigma)``, FFDNet-style).
 
     Example:
         >>> import torch
@@ -39,6 +40,7 @@ class GIMSANet(GradientGuidedDenoiser):
         num_blocks: int = 9,
         gradient: bool = True,
         attention: bool = True,
+        noise_level_input: bool = False,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -49,4 +51,5 @@ class GIMSANet(GradientGuidedDenoiser):
             directions=("h", "v") if gradient else (),
             negative_branch=False,
             attention=attention,
+            noise_level_input=noise_level_input,
         )

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from medden.nets.base import Denoiser
-from medden.nets.blocks import GradientFilter, MultiScaleAttentionBlock, conv
+from medden.nets.blocks import GradientFilter, MultiScaleAttentionBlock, conv, sigma_map
 from medden.nets.blocks.conv import act
 
 
@@ -25,6 +25,9 @@ class GradientGuidedDenoiser(Denoiser):
         negative_branch: add a branch on the negative image ``1 − x``.
         dilations: receptive fields of the multi-scale blocks.
         attention: channel + spatial attention in the blocks.
+        noise_level_input: the image branch also takes a σ map (FFDNet-style, ``net(x, sigma)``); the
+            σ channel comes last, so blind weights start this net exactly as they were with its weights
+            set to zero (:func:`medden.checkpoints.adapt_state_dict`).
     """
 
     supported_dims = (2,)
@@ -40,8 +43,10 @@ class GradientGuidedDenoiser(Denoiser):
         negative_branch: bool,
         dilations: tuple[int, ...] = (1, 2, 3),
         attention: bool = True,
+        noise_level_input: bool = False,
     ) -> None:
         super().__init__(spatial_dims, in_channels, out_channels)
+        self.noise_aware = bool(noise_level_input)
         if out_channels != in_channels:
             raise ValueError(
                 f"{type(self).__name__} learns the noise residual: out_channels must equal in_channels"
@@ -51,7 +56,7 @@ class GradientGuidedDenoiser(Denoiser):
         def head(channels: int) -> nn.Module:
             return nn.Sequential(conv(sd, channels, features), act("prelu"))
 
-        self.image_head = head(in_channels)
+        self.image_head = head(in_channels + int(self.noise_aware))
         self.negative_head = head(in_channels) if negative_branch else None
         self.gradient = GradientFilter(in_channels, tuple(directions)) if directions else None
         self.gradient_head = head(in_channels * len(directions)) if directions else None
@@ -71,7 +76,7 @@ class GradientGuidedDenoiser(Denoiser):
         self.tail = conv(sd, features, out_channels)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
-        feats = [self.image_head(x)]
+        feats = [self.image_head(torch.cat([x, sigma_map(x, sigma)], dim=1) if self.noise_aware else x)]
         if self.negative_head is not None:
             feats.append(self.negative_head(1.0 - x))
         g = None

@@ -18,6 +18,7 @@ class MGMSDNet(GradientGuidedDenoiser):
         num_blocks: multi-scale attention blocks.
         negative_branch: use the negative-image branch (False for ablation).
         attention: channel + spatial attention in the blocks (False for ablation).
+        noise_level_input: also take the noise level as a σ map channel (``net(x, sigma)``, FFDNet-style).
 
     Example:
         >>> import torch
@@ -36,6 +37,7 @@ class MGMSDNet(GradientGuidedDenoiser):
         num_blocks: int = 14,
         negative_branch: bool = True,
         attention: bool = True,
+        noise_level_input: bool = False,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -46,4 +48,5 @@ class MGMSDNet(GradientGuidedDenoiser):
             directions=("h", "v", "d45", "d135"),
             negative_branch=negative_branch,
             attention=attention,
+            noise_level_input=noise_level_input,
         )
