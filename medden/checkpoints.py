@@ -136,8 +136,9 @@ def adapt_state_dict(state: dict[str, Any], target: dict[str, Any]) -> dict[str,
       axis 2D slices are cut along) is placed on the middle depth slice (odd ``kd``: the 3D convolution
       of a volume then equals the 2D convolution of each slice) or repeated over depth (even ``kd``: the
       stride-``kd`` transposed convolutions that upsample, which then copy each slice ``kd`` times);
-    - *blind to noise-level-aware*: a first convolution with fewer input channels than its counterpart
-      gets zero weights for the missing ones, which come last (the σ map medden's nets append).
+    - *blind to noise-level-aware*: a convolution taking fewer input channels than its counterpart (the
+      first one, and a 1x1 skip beside it) gets zero weights for the missing ones, which come last (the
+      σ map medden's nets append).
 
     Either way the new net starts as the old one (slice by slice; ignoring σ) and learns the rest from
     there instead of from random weights. Other tensors pass as they are; what still does not fit is

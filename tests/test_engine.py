@@ -321,7 +321,7 @@ def test_2d_weights_start_a_3d_run_by_inflation(tmp_path):
         _cfg(tmp_path, "vol", spatial_dims=3, patch_size=16, batch_size=2, init_weights=flat.best_path, **kw)
     )
     assert read_metadata(vol.best_path)["net_kwargs"]["spatial_dims"] == 3
-    # without inflation a 2D checkpoint cannot start a 3D net of another architecture either way
+    # adaptation inflates and adds σ channels only: 2D weights of another width still do not fit
     with pytest.raises(Exception, match="do not fit"):
         train(
             _cfg(

@@ -26,8 +26,8 @@ class GradientGuidedDenoiser(Denoiser):
         dilations: receptive fields of the multi-scale blocks.
         attention: channel + spatial attention in the blocks.
         noise_level_input: the image branch also takes a σ map (FFDNet-style, ``net(x, sigma)``); the
-            σ channel comes last, so blind weights start this net exactly as they were with its weights
-            set to zero (:func:`medden.checkpoints.adapt_state_dict`).
+            σ channel comes last, so blind weights start this net exactly as they were, with the σ
+            channel's weights set to zero (:func:`medden.checkpoints.adapt_state_dict`).
     """
 
     supported_dims = (2,)
