@@ -69,6 +69,29 @@ def test_foreground_crop_centres_patches_on_the_brain():
         datasets.train_transforms(3, 16, noise=None, foreground=1.5)
 
 
+def test_target_noise_gives_targets_their_own_noise():
+    """target_noise: 3 in 4 targets carry Rician noise up to the level; sigma is the noise added on top."""
+    img = np.full((1, 40, 40), 0.5, np.float32)
+    t = datasets.train_transforms(2, 32, "rician", level_range=(0.05, 0.05), target_noise=0.04)
+    t.set_random_state(0)
+    own, added = [], []
+    for _ in range(60):
+        d = t({"image": img})
+        own.append(float(d["target"].std()))
+        added.append(float((d["image"] - d["target"]).std()))
+        assert d["sigma"] == np.float32(0.05)
+    own_arr = np.asarray(own)
+    carrying = own_arr > 1e-4
+    assert 0.55 < carrying.mean() < 0.95  # TARGET_NOISE_PROB of 0.75
+    assert own_arr.max() < 0.04 * 1.15 and own_arr[carrying].std() > 0.005  # levels drawn up to 0.04
+    assert np.mean(added) == pytest.approx(0.05, rel=0.1)  # what the net is told of is what was added
+    plain = datasets.train_transforms(2, 32, "rician", level_range=(0.05, 0.05))
+    plain.set_random_state(0)
+    assert float(plain({"image": img})["target"].std()) == 0.0
+    with pytest.raises(ValueError, match="target noise"):
+        datasets.train_transforms(2, 32, "salt_pepper", target_noise=0.02)
+
+
 def test_natural_images_are_split_by_image():
     names = {s: set(NATURAL_SPLITS[s]) for s in ("train", "val", "test")}
     assert not names["train"] & names["val"] and not names["train"] & names["test"]

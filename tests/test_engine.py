@@ -163,6 +163,11 @@ def test_tracking_writes_tensorboard_and_mlflow(tmp_path):
         ({"loss": "ssim3"}, "unknown loss"),
         ({"patch_size": 4}, "patch_size"),
         ({"resume": "/no/last.pt"}, "file not found"),
+        ({"val_metric": "dice"}, "unknown val_metric"),
+        ({"noise": "salt_pepper", "target_noise": 0.02}, "target_noise"),
+        ({"target_noise": -0.1}, "target_noise"),
+        ({"level_weighted": True}, "level_weighted"),  # the default hybrid loss holds SSIM
+        ({"level_weighted": True, "loss": "l1", "noise": None}, "level_weighted"),
     ],
 )
 def test_bad_configuration_is_a_usage_error(tmp_path, kw, message):
@@ -307,6 +312,96 @@ def test_validation_on_realscans(tmp_path):
     assert evaluate_items(load_net(out / "best.safetensors"), items, torch.device("cpu"), False)[
         "ssim"
     ] == pytest.approx(best["ssim"], abs=1e-6)
+
+
+def test_selection_on_foreground_psnr(tmp_path):
+    """val_metric psnr_fg: every score is logged, the kept weights are those of the best foreground
+    PSNR (which need not be the iteration of the best whole-image SSIM), and reproduce it."""
+    from medden.engine import build_data
+
+    cfg = _cfg(tmp_path, "fg", max_iterations=16, val_interval=4, val_metric="psnr_fg", target_noise=0.03)
+    res = train(cfg)
+    vals = [h for h in res.history if "val_ssim" in h]
+    assert len(vals) == 4 and all({"val_psnr", "val_ssim_fg", "val_psnr_fg"} <= set(h) for h in vals)
+    best = max(vals, key=lambda h: h["val_psnr_fg"])
+    assert res.best_iteration == best["iteration"] == vals[-1]["best_iteration"]
+    assert res.best_val["psnr_fg"] == pytest.approx(best["val_psnr_fg"])
+    assert res.best_ssim == pytest.approx(best["val_ssim"])  # the kept weights' whole-image SSIM
+    meta = json.loads((tmp_path / "fg" / "best.json").read_text())
+    assert meta["selected_on"] == "psnr_fg" and meta["iteration"] == best["iteration"]
+    _, _, val_items = build_data(cfg)
+    scores = evaluate_items(load_net(res.best_path), val_items, torch.device("cpu"), False)
+    assert scores["psnr_fg"] == pytest.approx(best["val_psnr_fg"], abs=1e-6)
+    # the foreground scores leave the air out: on MNI152 slices (mostly air) they differ from the whole
+    assert scores["psnr_fg"] != pytest.approx(scores["psnr"], abs=1e-3)
+
+
+def test_foreground_score_leaves_out_images_with_no_foreground():
+    from medden.engine.steps import ItemScore
+    from medden.metrics import psnr
+
+    score = ItemScore(psnr, foreground=True)
+    clean = torch.zeros(2, 1, 16, 16)
+    clean[0, 0, 4:12, 4:12] = 0.5  # the second image is empty
+    pred = clean + 0.1
+    score.reset()
+    score.update((pred, clean))
+    # the first image only: an error of 0.1 inside its square (float32)
+    assert score.compute() == pytest.approx(20.0, abs=1e-4)
+    score.reset()
+    score.update((pred[1:], clean[1:]))
+    assert np.isnan(score.compute())
+
+
+def test_level_weighted_loss_counts_errors_in_units_of_the_noise(tmp_path):
+    """level_weighted: the trainer's loss is each item's L1 error divided by its level (at least
+    LEVEL_FLOOR), for blind and noise-aware nets; the validation path is left unscaled."""
+    from medden.engine.steps import LEVEL_FLOOR, NetCall, PrepareBatch
+    from medden.losses import get_loss
+
+    x = torch.rand(3, 1, 8, 8)
+    y = torch.rand(3, 1, 8, 8)
+    sigma = torch.tensor([0.002, 0.05, 0.1])
+    batch = {"image": x, "target": y, "sigma": sigma}
+    scale = sigma.clamp_min(LEVEL_FLOOR)
+    expected = torch.stack([(x[i] - y[i]).abs().mean() / scale[i] for i in range(3)]).mean()
+    for aware in (False, True):
+        seen = {}
+
+        def net(t, *args, aware=aware, seen=seen):
+            seen["args"] = args
+            return t  # the prediction is the input, so the error is x - y
+
+        inputs, target, args, kwargs = PrepareBatch(aware, level_weighted=True)(batch)
+        pred = NetCall()(inputs, net, *args, **kwargs)
+        assert len(seen["args"]) == int(aware)  # sigma reaches a noise-aware net only
+        assert float(get_loss("l1")(pred, target)) == pytest.approx(float(expected), rel=1e-5)
+    inputs, target, args, _ = PrepareBatch(True)(batch)  # unweighted: as before
+    assert torch.equal(target, y) and torch.equal(args[0], sigma)
+    from medden.errors import UsageError
+
+    with pytest.raises(UsageError, match="noise level"):
+        PrepareBatch(False, level_weighted=True)({"image": x, "target": y})
+    small_aware = {"features": 8, "num_blocks": 1, "noise_level_input": True}
+    res = train(
+        _cfg(tmp_path, "lw", net="dran", net_kwargs=small_aware, loss="l1", level_weighted=True,
+             max_iterations=4, val_interval=4)
+    )  # fmt: skip
+    assert res.best_val["psnr"] > 0 and all(np.isfinite(h["loss"]) for h in res.history if "loss" in h)
+
+
+@pytest.mark.slow  # inductor compiles the net: about a minute on 2 CPU cores
+def test_compiled_training_follows_eager_training(tmp_path):
+    """compile: the trainer runs torch.compile's net; the losses follow the eager run's and the saved
+    weights are the plain net's (loadable without torch.compile)."""
+    eager = train(_cfg(tmp_path, "eager", max_iterations=4, val_interval=4, loss="mse"))
+    compiled = train(_cfg(tmp_path, "compiled", max_iterations=4, val_interval=4, loss="mse", compile=True))
+    losses = [[h["loss"] for h in r.history if "loss" in h] for r in (eager, compiled)]
+    assert len(losses[0]) == len(losses[1]) == 2
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    state = load_net(compiled.best_path).state_dict()
+    assert not any(k.startswith("_orig_mod") for k in state)
+    assert compiled.best_val["psnr"] == pytest.approx(eager.best_val["psnr"], abs=0.01)
 
 
 def test_2d_weights_start_a_3d_run_by_inflation(tmp_path):

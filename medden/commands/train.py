@@ -41,6 +41,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="data-loader workers")
     p.add_argument("--tracking", action="append", choices=("tensorboard", "mlflow"), default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: what is available)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="train the net compiled by torch.compile (1.3-1.4x for hmadnet and mgmsdnet compact on 2 "
+        "CPU cores, none for dran: see benchmarks/training_speed.py)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -50,10 +57,10 @@ def add_parser(subparsers: Any) -> None:
         help="train a registered net (supervised; data-parallel under torchrun)",
         description=(
             "Train a net on offline data (mni152, mni152-2mm, mni152-gm, mni152-wm, skimage-gray, "
-            "skimage-color, deadleaves-gray, deadleaves-color, synthmr) or a folder (clean images, or "
-            "noisy/clean pairs in low/+high/ or noisy/+clean/), with noise added on the fly. Keeps the "
-            "weights with the best validation SSIM (on --val-data when given, e.g. realscans) in "
-            "OUT/best.safetensors. Run under "
+            "skimage-color, deadleaves-gray, deadleaves-color, synthmr, synthmr-coarse) or a folder "
+            "(clean images, or noisy/clean pairs in low/+high/ or noisy/+clean/), with noise added on "
+            "the fly. Keeps the weights with the best validation score (--val-metric, SSIM by "
+            "default; on --val-data when given, e.g. realscans) in OUT/best.safetensors. Run under "
             "`torchrun --nproc_per_node=N -m medden train ...` for data-parallel training."
         ),
     )
@@ -79,6 +86,26 @@ def add_parser(subparsers: Any) -> None:
         "--net-kwargs", type=json.loads, default=None, help="net arguments as JSON, e.g. '{\"features\": 16}'"
     )
     p.add_argument("--loss", choices=("hybrid", "charbonnier", "l1", "mse"), default=None)
+    p.add_argument(
+        "--level-weighted",
+        action="store_true",
+        default=None,
+        help="loss in units of each item's noise level, so low-noise items weigh as much as noisy ones",
+    )
+    p.add_argument(
+        "--val-metric",
+        choices=("ssim", "psnr", "ssim_fg", "psnr_fg"),
+        default=None,
+        help="validation score that selects the kept weights (default ssim; _fg: over the clean "
+        "image's foreground, for scans that are mostly air)",
+    )
+    p.add_argument(
+        "--target-noise",
+        type=float,
+        default=None,
+        help="the clean targets carry rician/gaussian noise of their own up to this level, as real "
+        "scans do; the net is told only the noise added on top",
+    )
     p.add_argument("--scheduler", choices=("plateau", "cosine", "none"), default=None)
     p.add_argument(
         "--early-stopping", type=int, default=None, help="stop after N validations without progress"
@@ -116,12 +143,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": "batch_size",
         "patch_size": "patch_size",
         "foreground_crop": "foreground_crop",
+        "target_noise": "target_noise",
         "lr": "lr",
         "seed": "seed",
         "axis": "axis",
         "workers": "num_workers",
         "device": "device",
         "levels": "level_range",
+        "compile": "compile",
     }
     out = {cfg: getattr(args, arg) for arg, cfg in mapping.items() if getattr(args, arg, None) is not None}
     if args.tracking:
@@ -148,6 +177,8 @@ def run_train(args: argparse.Namespace) -> int:
         ("val_data", "val_data"),
         ("val_levels", "val_levels"),
         ("loss", "loss"),
+        ("val_metric", "val_metric"),
+        ("level_weighted", "level_weighted"),
         ("scheduler", "scheduler"),
         ("early_stopping", "early_stopping"),
         ("resume", "resume"),

@@ -259,6 +259,7 @@ def train_transforms(
     noise_kwargs: Mapping[str, Any] | None = None,
     foreground: float | None = None,
     foreground_threshold: float = FOREGROUND_THRESHOLD,
+    target_noise: float | None = None,
 ) -> Any:
     """The MONAI training pipeline: pad, random patch, flips/90° rotations, clean copy, noise on ``image``.
 
@@ -277,6 +278,13 @@ def train_transforms(
             uniformly. Volumes are mostly air: 56 % of uniform 48³ patches of the MNI152 training slabs
             hold less than 5 % brain.
         foreground_threshold: intensity above which a voxel counts as foreground (images in [0, 1]).
+        target_noise: the targets carry noise of their own, as a real scan does: with probability
+            :data:`TARGET_NOISE_PROB` noise of ``noise``'s first kind (``rician`` or ``gaussian``), of a
+            level drawn up to ``target_noise`` (as ``absolute`` says), is added before the clean copy,
+            and ``noise`` then on top of it. ``sigma`` stays the level added last, so a noise-aware net
+            learns to remove the noise it is told of and keep texture finer than it, as when a real
+            scan is the reference; a net trained on noise-free targets learns that every fine texture
+            is noise. None: noise-free targets.
     """
     from monai.transforms import Compose, CopyItemsd, EnsureTyped, RandFlipd, RandRotate90d, SpatialPadd
 
@@ -290,6 +298,8 @@ def train_transforms(
     if augment:
         steps += [RandFlipd(keys=keys, prob=0.5, spatial_axis=a) for a in range(spatial_dims)]
         steps.append(RandRotate90d(keys=keys, prob=0.5, spatial_axes=(spatial_dims - 2, spatial_dims - 1)))
+    if target_noise and not paired and noise is not None:
+        steps.append(_target_noise_step(noise, target_noise, absolute, noise_kwargs))
     if not paired:
         steps.append(CopyItemsd(keys="image", names="target"))
     if noise is not None:
@@ -328,6 +338,33 @@ def _patch_steps(
         ),
         DeleteItemsd(keys=mask),
     ]
+
+
+#: probability that a training target carries noise of its own (``target_noise`` of :func:`train_transforms`)
+TARGET_NOISE_PROB = 0.75
+#: noise kinds a target may carry (an impulse or low-light target would not be a scan's own noise)
+TARGET_NOISE_KINDS = ("rician", "gaussian")
+
+
+def _target_noise_step(
+    noise: str, target_noise: float, absolute: bool, noise_kwargs: Mapping[str, Any] | None
+) -> Any:
+    """The noise of the targets themselves (``target_noise`` of :func:`train_transforms`)."""
+    import medden.transforms as mt  # defers MONAI
+
+    kind = noise.split("+")[0]
+    if kind not in TARGET_NOISE_KINDS:
+        raise ValueError(f"target noise takes a {' or '.join(TARGET_NOISE_KINDS)} noise kind, not {kind!r}")
+    kwargs = {"reference": 1.0} if kind in _REFERENCED else {}
+    kwargs.update(noise_kwargs or {})
+    return mt.RandAddNoised(
+        keys="image",
+        kind=kind,
+        prob=TARGET_NOISE_PROB,
+        level_range=(0.0, float(target_noise)),
+        absolute=absolute,
+        **kwargs,
+    )
 
 
 def _noise_steps(

@@ -25,6 +25,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,11 +36,14 @@ from medden.errors import UsageError
 from medden.metrics import FOREGROUND_THRESHOLD, SSIM_WINDOW_SIDE
 from medden.noise import noise_model
 
-#: unlimited synthetic sources (:mod:`medden.data.synthetic`): name -> (generator, channels)
-SYNTHETIC_SOURCES = {
-    "deadleaves-gray": ("deadleaves", 1),
-    "deadleaves-color": ("deadleaves", 3),
-    "synthmr": ("synthmr", 1),
+#: unlimited synthetic sources (:mod:`medden.data.synthetic`): name -> (generator, channels, options).
+#: ``synthmr-coarse`` draws the pixel size from 1.5-4 mm instead of 0.6-2 mm: the grids of EPI,
+#: thick-slice and small-matrix scans, whose structures are only a few pixels wide
+SYNTHETIC_SOURCES: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "deadleaves-gray": ("deadleaves", 1, {}),
+    "deadleaves-color": ("deadleaves", 3, {}),
+    "synthmr": ("synthmr", 1, {}),
+    "synthmr-coarse": ("synthmr", 1, {"spacing": (1.5, 4.0)}),
 }
 #: items of a synthetic source per split: a large virtual epoch for training, small fixed sets otherwise
 SYNTHETIC_LENGTHS = {"train": 100_000, "val": 32, "test": 32}
@@ -168,11 +172,11 @@ def clean_sources(
     if data in HELD_OUT_SOURCES:
         return realscans(split, axis=axis, spatial_dims=spatial_dims)
     if data in SYNTHETIC_SOURCES:
-        kind, channels = SYNTHETIC_SOURCES[data]
+        kind, channels, options = SYNTHETIC_SOURCES[data]
         # training items from the run's seed; validation and test sets fixed (and never training items)
         key = (seed,) if split == "train" else (0, ds.SPLITS.index(split))
         return SyntheticImages(
-            kind, SYNTHETIC_LENGTHS[split], key, patch_size, spatial_dims, channels=channels
+            kind, SYNTHETIC_LENGTHS[split], key, patch_size, spatial_dims, channels=channels, **options
         )
     if data == "mni152-2mm":  # the T1 slices subsampled in-plane: structures twice as sharp per pixel
         return [np.ascontiguousarray(s[:, ::2, ::2]) for s in clean_sources("mni152", split, **opts)]

@@ -14,6 +14,8 @@ from medden.losses import LOSSES
 from medden.noise import NOISE_FUNCTIONS
 
 SCHEDULERS = ("plateau", "cosine", "none")
+#: validation scores a run can select its weights on (``_fg``: over the clean image's foreground only)
+VAL_METRICS = ("ssim", "psnr", "ssim_fg", "psnr_fg")
 TRACKERS = ("tensorboard", "mlflow")
 
 
@@ -53,12 +55,19 @@ class TrainConfig:
         foreground_crop: probability that a training patch is centred on foreground (clean intensity
             above 0.1 of the [0, 1] range) rather than drawn uniformly (None): for volumes that are
             mostly air.
+        target_noise: the clean targets carry noise of their own, as real scans do (the noise kind's
+            first, ``rician`` or ``gaussian``, up to this level, on 3 in 4 targets; see
+            :func:`medden.data.datasets.train_transforms`); the net is told only the noise added on
+            top. None: noise-free targets.
         batch_size: total batch size (split across data-parallel processes).
         max_iterations: training iterations.
         val_interval: validate (and checkpoint) every N iterations.
         log_interval: write the mean training loss every N iterations.
         lr, weight_decay, betas: Adam settings.
         loss: ``hybrid`` (``mse_weight``·MSE + ``ssim_weight``·(1 − SSIM)), ``charbonnier``, ``l1``, ``mse``.
+        level_weighted: divide each item's prediction and target by its noise level (at least
+            :data:`medden.engine.steps.LEVEL_FLOOR`) before the loss, so errors count in units of the
+            noise and low-noise items weigh as much as noisy ones (``l1``, ``charbonnier``, ``mse``).
         scheduler: ``plateau`` (ReduceLROnPlateau on validation SSIM), ``cosine`` (per iteration) or ``none``.
         plateau_patience, plateau_factor: ReduceLROnPlateau settings, in validations.
         early_stopping: stop after this many validations without a better SSIM (None: never).
@@ -70,6 +79,10 @@ class TrainConfig:
         overfit: smoke test: train and validate on only this many images, without augmentation
             (validation on ``val_data`` instead when it is given).
         max_val_images: cap on validation images (each at every validation level).
+        val_metric: the validation score that selects the kept weights and drives the plateau schedule
+            and early stopping: ``ssim`` (whole image), ``psnr``, or ``ssim_fg`` / ``psnr_fg`` over the
+            clean image's foreground (:func:`medden.metrics.foreground_mask`): for scans that are
+            mostly air, whose whole-image score is dominated by the background. All four are logged.
         self_supervised: ``neighbor2neighbor`` or ``noise2self``: train on noisy data with no target.
         freeze_norm_stats: keep the running statistics of batch normalisation layers fixed (their
             affine weights still train). None: fixed for self-supervised fine-tuning, where the
@@ -79,7 +92,9 @@ class TrainConfig:
         num_workers: data-loader worker processes.
         progress: show a progress bar.
         device: ``cpu``, ``cuda`` or None for the default of ``ignite.distributed``.
-        audit_data: every rank writes the indices of the items it trained on to ``audit/rank<r>.json``.
+        compile: train the net compiled by ``torch.compile`` (inductor): 1.3-1.4x faster steps for
+            HMAD-Net and MGMSDNet compact on this project's 2-core CPU, none for DRAN, after 1-2
+            minutes of compilation (``benchmarks/training_speed.py``): measure on your machine.
     """
 
     net: str
@@ -95,6 +110,7 @@ class TrainConfig:
     val_levels: tuple[float, ...] | None = None
     patch_size: int = 64
     foreground_crop: float | None = None
+    target_noise: float | None = None
     batch_size: int = 8
     max_iterations: int = 1000
     val_interval: int = 100
@@ -103,6 +119,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     loss: str = "hybrid"
+    level_weighted: bool = False
     mse_weight: float = 0.8
     ssim_weight: float = 0.2
     scheduler: str = "plateau"
@@ -114,12 +131,14 @@ class TrainConfig:
     init_weights: str | None = None
     overfit: int | None = None
     max_val_images: int | None = 8
+    val_metric: str = "ssim"
     self_supervised: str | None = None
     freeze_norm_stats: bool | None = None
     tracking: tuple[str, ...] = ()
     num_workers: int = 0
     progress: bool = True
     device: str | None = None
+    compile: bool = False
     audit_data: bool = False
 
     def validate(self) -> None:
@@ -131,6 +150,13 @@ class TrainConfig:
             raise UsageError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        if self.level_weighted and (self.loss == "hybrid" or not self.noise or self.self_supervised):
+            raise UsageError(
+                "level_weighted takes an l1, charbonnier or mse loss and noise added on the fly "
+                "(supervised): SSIM has fixed constants and a blind-spot loss no level"
+            )
+        if self.val_metric not in VAL_METRICS:
+            raise UsageError(f"unknown val_metric {self.val_metric!r}; choose from {', '.join(VAL_METRICS)}")
         if self.self_supervised is not None and self.self_supervised not in SELF_SUPERVISED:
             raise UsageError(f"self_supervised must be one of {', '.join(SELF_SUPERVISED)}")
         for name in self.tracking:
@@ -143,6 +169,13 @@ class TrainConfig:
             raise UsageError("patch_size must be >= 8")
         if self.foreground_crop is not None and not 0.0 <= self.foreground_crop <= 1.0:
             raise UsageError(f"foreground_crop must be a probability in [0, 1], not {self.foreground_crop}")
+        if self.target_noise is not None:
+            kind = (self.noise or "").split("+")[0]
+            if self.target_noise < 0 or kind not in ("rician", "gaussian"):
+                raise UsageError(
+                    "target_noise is a level >= 0 of rician or gaussian noise (the noise kind's first), "
+                    f"not {self.target_noise} with noise {self.noise!r}"
+                )
         if not self.lr > 0:
             raise UsageError("lr must be > 0")
         self._validate_data()
@@ -193,3 +226,5 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     history: list[dict[str, Any]]
+    #: every validation score of the kept weights (``ssim``, ``psnr``, ``ssim_fg``, ``psnr_fg``)
+    best_val: dict[str, float] = field(default_factory=dict)

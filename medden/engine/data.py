@@ -106,6 +106,7 @@ def build_data(cfg: TrainConfig, rank: int = 0) -> tuple[Sequence[dict[str, Any]
         augment=not cfg.overfit,
         paired=paired,
         foreground=cfg.foreground_crop,
+        target_noise=cfg.target_noise,
     )
     transform.set_random_state(cfg.seed + 1 + rank)
     return train_items, transform, val_items

@@ -41,6 +41,7 @@ from monai.utils import CommonKeys as Keys
 from medden import checkpoints
 from medden.engine.config import TrainConfig
 from medden.engine.data import ResumableSampler
+from medden.engine.steps import VAL_SCORES
 from medden.errors import UsageError
 from medden.io.atomic import atomic_path
 
@@ -76,18 +77,20 @@ class Validation(ValidationHandler):
         engine.fire_event(TrainEvents.VALIDATED)
 
 
-def val_ssim(engine: Engine) -> float:
-    """The validation SSIM of an evaluator, a non-finite value counted as the worst."""
-    value = float(engine.state.metrics["val_ssim"])
+def val_score(engine: Engine, key: str = "ssim") -> float:
+    """The validation score ``val_<key>`` of an evaluator, a non-finite value counted as the worst."""
+    value = float(engine.state.metrics[f"val_{key}"])
     return value if math.isfinite(value) else -math.inf
 
 
 class EarlyStop(EarlyStopHandler):
-    """MONAI's ``EarlyStopHandler`` on the validation SSIM (attached to the evaluator), whose counter
-    and best score are saved in ``last.pt``."""
+    """MONAI's ``EarlyStopHandler`` on a validation score (``val_<key>``; attached to the evaluator),
+    whose counter and best score are saved in ``last.pt``."""
 
-    def __init__(self, patience: int, trainer: Engine) -> None:
-        super().__init__(patience, score_function=val_ssim, trainer=trainer, epoch_level=True)
+    def __init__(self, patience: int, trainer: Engine, key: str = "ssim") -> None:
+        super().__init__(
+            patience, score_function=lambda e: val_score(e, key), trainer=trainer, epoch_level=True
+        )
 
     def set_trainer(self, trainer: Engine) -> None:
         super().set_trainer(trainer)
@@ -191,18 +194,28 @@ class LossLog:
 
 
 class BestWeights:
-    """On :attr:`TrainEvents.VALIDATED`: keep the weights with the best validation SSIM in
-    ``best.safetensors`` (net name, arguments, iteration and metrics in its metadata) and
-    ``best.json`` (the same, with the sha256); with no evaluator, the latest weights."""
+    """On :attr:`TrainEvents.VALIDATED`: keep the weights with the best validation score ``key``
+    (``ssim``, ``psnr``, ``ssim_fg`` or ``psnr_fg``) in ``best.safetensors`` (net name, arguments,
+    iteration and every score in its metadata) and ``best.json`` (the same, with the sha256 and the
+    key in ``selected_on``); with no evaluator, the latest weights."""
 
     def __init__(
-        self, net: Any, out: Path, name: str, net_kwargs: dict[str, Any], evaluator: Any, write: bool
+        self,
+        net: Any,
+        out: Path,
+        name: str,
+        net_kwargs: dict[str, Any],
+        evaluator: Any,
+        write: bool,
+        key: str = "ssim",
     ) -> None:
         self.net, self.out, self.name, self.net_kwargs = net, out, name, net_kwargs
-        self.evaluator, self.write = evaluator, write
+        self.evaluator, self.write, self.key = evaluator, write, key
         self.best: dict[str, Any] = {
             "ssim": None,
             "psnr": None,
+            "ssim_fg": None,
+            "psnr_fg": None,
             "iteration": None,
             "sha256": None,
             "path": None,
@@ -217,12 +230,11 @@ class BestWeights:
             self.best.update(iteration=it)
             self._save(it, None)
             return
-        metrics = {
-            "psnr": self.evaluator.state.metrics["val_psnr"],
-            "ssim": self.evaluator.state.metrics["val_ssim"],
-        }
-        if self.best["ssim"] is None or metrics["ssim"] > self.best["ssim"]:
-            self.best.update(ssim=metrics["ssim"], psnr=metrics["psnr"], iteration=it)
+        metrics = {name: float(self.evaluator.state.metrics[f"val_{name}"]) for name in VAL_SCORES}
+        score = val_score(self.evaluator, self.key)
+        kept = self.best[self.key]
+        if kept is None or score > (kept if math.isfinite(kept) else -math.inf):
+            self.best.update(metrics, iteration=it)
             self._save(it, metrics)
 
     def _save(self, it: int, metrics: dict[str, float] | None) -> None:
@@ -236,9 +248,8 @@ class BestWeights:
         self.best.update(sha256=digest, path=str(path))
         if metrics is not None:
             with atomic_path(self.out / "best.json") as tmp:
-                tmp.write_text(
-                    json.dumps({"net": self.name, "net_kwargs": self.net_kwargs, **self.best}, indent=2)
-                )
+                record = {"net": self.name, "net_kwargs": self.net_kwargs, "selected_on": self.key}
+                tmp.write_text(json.dumps({**record, **self.best}, indent=2))
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.best.items() if v is not None}
@@ -249,7 +260,8 @@ class BestWeights:
 
 class ValidationLog:
     """On :attr:`TrainEvents.VALIDATED`: the record ``iteration``, ``val_psnr``, ``val_ssim``,
-    ``best_ssim`` (the iteration only with no evaluator)."""
+    ``val_psnr_fg``, ``val_ssim_fg``, ``best_iteration`` and ``best_ssim`` (the whole-image SSIM of the
+    kept weights, whatever score selected them); the iteration only with no evaluator."""
 
     def __init__(self, log: RunLog, evaluator: Any, best: BestWeights) -> None:
         self.log, self.evaluator, self.best = log, evaluator, best
@@ -261,9 +273,8 @@ class ValidationLog:
         record: dict[str, Any] = {"iteration": engine.state.iteration}
         if self.evaluator is not None:
             metrics = self.evaluator.state.metrics
-            record.update(
-                val_psnr=metrics["val_psnr"], val_ssim=metrics["val_ssim"], best_ssim=self.best.best["ssim"]
-            )
+            record.update({f"val_{name}": metrics[f"val_{name}"] for name in VAL_SCORES})
+            record.update(best_iteration=self.best.best["iteration"], best_ssim=self.best.best["ssim"])
         self.log.add(record)
 
 

@@ -52,8 +52,10 @@ from medden.engine.handlers import (
     TrainEvents,
     Validation,
     ValidationLog,
+    val_score,
 )
 from medden.engine.steps import (
+    VAL_SCORES,
     PrepareBatch,
     build_evaluator,
     build_net,
@@ -168,15 +170,20 @@ def build_run(cfg: TrainConfig) -> TrainingRun:
     generator = torch.Generator().manual_seed(cfg.seed + 101 + rank)  # self-supervised sub-samples/masks
     loader, sampler = train_loader(cfg, items, transform, rank, world)
     model = idist.auto_model(net.to(device))
+    if cfg.compile:  # the trainer runs the compiled net; weights are saved from ``net`` (shared)
+        model = torch.compile(model)
     optimizer, scheduler, loss = build_optimisation(cfg, model, device)
-    evaluator = build_evaluator(net, val_items, device, net.noise_aware) if val_items else None
+    evaluator = None
+    if val_items:
+        evaluator = build_evaluator(net, val_items, device, net.noise_aware, cfg.val_metric)
     early = _attach_schedule(cfg, evaluator, scheduler)
     log = RunLog(out, cfg, active=rank == 0)
-    best = BestWeights(net, out, cfg.net, net_kwargs, evaluator, write=rank == 0)
+    best = BestWeights(net, out, cfg.net, net_kwargs, evaluator, write=rank == 0, key=cfg.val_metric)
     run = TrainingRun(
         cfg, rank, world, device, out, items, transform, val_items, net, net_kwargs, loader, sampler,
         model, optimizer, scheduler, passthrough_loss if cfg.self_supervised else loss,
-        PrepareBatch(net.noise_aware), train_call(cfg, net, generator, device), evaluator, log, best, early,
+        PrepareBatch(net.noise_aware, cfg.level_weighted), train_call(cfg, net, generator, device), evaluator,
+        log, best, early,
     )  # fmt: skip
     run.handlers = _handlers(run, generator)
     return run
@@ -253,6 +260,7 @@ def run_trainer(run: TrainingRun, trainer: Any) -> TrainResult:
         stopped_early=bool(run.early is not None and run.early.stopped),
         seconds=seconds,
         history=run.log.history,
+        best_val={k: best[k] for k in VAL_SCORES if best[k] is not None},
     )
 
 
@@ -276,17 +284,17 @@ class Progress:
 
 
 def _attach_schedule(cfg: TrainConfig, evaluator: Any, scheduler: Any) -> EarlyStop | None:
-    """ReduceLROnPlateau on the validation SSIM (MONAI's ``LrScheduleHandler``) and early stopping, on
-    the evaluator (the cosine schedule is a trainer handler). Returns the early stopping, whose trainer
-    :func:`run_trainer` sets."""
+    """ReduceLROnPlateau on the validation score ``cfg.val_metric`` (MONAI's ``LrScheduleHandler``) and
+    early stopping, on the evaluator (the cosine schedule is a trainer handler). Returns the early
+    stopping, whose trainer :func:`run_trainer` sets."""
     if evaluator is None:  # nothing to judge progress by
         return None
-    early = EarlyStop(cfg.early_stopping, None) if cfg.early_stopping else None
+    early = EarlyStop(cfg.early_stopping, None, cfg.val_metric) if cfg.early_stopping else None
     if early is not None:
         early.attach(evaluator)
     if cfg.scheduler == "plateau":
         step = LrScheduleHandler(
-            scheduler, print_lr=False, step_transform=lambda e: e.state.metrics["val_ssim"]
+            scheduler, print_lr=False, step_transform=lambda e: val_score(e, cfg.val_metric)
         )
         step.attach(evaluator)
     return early

@@ -19,6 +19,7 @@ def summarize(result: Any) -> dict[str, Any]:
         "best_iteration": result.best_iteration,
         "best_val_ssim": result.best_ssim,
         "best_val_psnr": result.best_psnr,
+        "best_val": result.best_val,
         "weights": result.best_path,
         "sha256": result.best_sha256,
         "stopped_early": result.stopped_early,
