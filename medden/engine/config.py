@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medden.data import sources
+from medden.data.datasets import TARGET_NOISE_KINDS
 from medden.engine.selfsupervised import SELF_SUPERVISED
 from medden.errors import UsageError
 from medden.losses import LOSSES
@@ -171,7 +172,7 @@ class TrainConfig:
             raise UsageError(f"foreground_crop must be a probability in [0, 1], not {self.foreground_crop}")
         if self.target_noise is not None:
             kind = (self.noise or "").split("+")[0]
-            if self.target_noise < 0 or kind not in ("rician", "gaussian"):
+            if self.target_noise < 0 or kind not in TARGET_NOISE_KINDS:
                 raise UsageError(
                     "target_noise is a level >= 0 of rician or gaussian noise (the noise kind's first), "
                     f"not {self.target_noise} with noise {self.noise!r}"
