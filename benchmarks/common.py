@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 #: the committed results (what README.md shows); ``MEDDEN_BENCH_RESULTS`` sends a run elsewhere
 #: (``suite.py --quick`` and the tests use it, so a reduced run never replaces the committed figures)
 RESULTS = Path(os.environ.get("MEDDEN_BENCH_RESULTS") or Path(__file__).parent / "results")
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` with every NaN/inf float as None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def write_text(path: Path, text: str) -> None:

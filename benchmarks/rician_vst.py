@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_text  # noqa: E402
+from common import RESULTS, json_ready, write_text  # noqa: E402
 
 LEVELS = (0.03, 0.05, 0.09)
 SEED = 1234  # medden evaluate's default
@@ -149,17 +149,6 @@ def report(summary: list[dict], paired: list[dict], info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_ready(obj):
-    """NaN as None (strict JSON)."""
-    if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -201,7 +190,7 @@ def main() -> None:
     text = report(summary, paired, info)
     write_text(RESULTS / "rician_vst.md", text)
     payload = {"info": info, "summary": summary, "paired": paired, "rows": rows}
-    write_text(RESULTS / "rician_vst.json", json.dumps(_json_ready(payload), indent=1))
+    write_text(RESULTS / "rician_vst.json", json.dumps(json_ready(payload), indent=1))
     print(text)
 
 

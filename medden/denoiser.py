@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 #: how a model expects its input scaled into [0, 1] (:class:`medden.inferers.IntensityScaler` modes)
 INTENSITIES = ("minmax", "percentile", "dtype", "unit")
+#: self-ensemble sizes (:class:`medden.inferers.SelfEnsemble`): geometric copies averaged per call, 1: off
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
 @runtime_checkable
@@ -51,6 +53,8 @@ class LoadedModel:
         weights: the weights file (None for baselines).
         sha256: the weights file's sha256 (None for baselines).
         kind: ``net``, ``bundle``, ``baseline`` or ``callable``.
+        ensemble: geometric copies it is averaged over by default
+            (:class:`medden.inferers.SelfEnsemble`; 1: none); a bundle's metadata may set more.
         extra: anything else worth recording (bundle version, net arguments, baseline settings).
     """
 
@@ -65,6 +69,7 @@ class LoadedModel:
     default_mode: str = "2d"
     extra: dict[str, Any] = field(default_factory=dict)
     intensity: str = "minmax"
+    ensemble: int = 1
 
     def __call__(self, x: Any, sigma: Any = None) -> Any:
         return self.fn(x) if sigma is None else self.fn(x, sigma)

@@ -1,4 +1,4 @@
-"""Inference over whole images and volumes: slice-wise 2D, 2.5D, 3D sliding window, tiled 2D.
+"""Inference over whole images and volumes: slice-wise 2D, 2.5D, tri-planar 2D, 3D sliding window, tiled 2D.
 
 Every inferer takes a *denoiser* — any callable ``fn(x, sigma=None)`` mapping a (B, C, H, W) or
 (B, C, D, H, W) tensor in [0, 1] to the same shape (a medden net, or a classical baseline behind the
@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from medden.denoiser import INTENSITIES
+from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES
 
 #: what the inferers call: the call of a :class:`medden.denoiser.Denoiser`, or any function like it
 DenoiseFn = Callable[..., torch.Tensor]
-MODES = ("2d", "2.5d", "3d", "tiled2d")
+MODES = ("2d", "2.5d", "triplanar", "3d", "tiled2d")
+#: tri-planar mode slices a volume along each axis at least this long (shorter ones: too thin for a 2D net)
+TRIPLANAR_MIN_SIDE = 16
 
 
 def _call(fn: DenoiseFn, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
@@ -116,6 +118,55 @@ class IntensityScaler:
                 else np.where(outside, original, out)
             )
         return out
+
+
+def _ensemble_members(spatial_dims: int, size: int) -> list[tuple[int, tuple[int, ...]]]:
+    """The first ``size`` geometric transforms as (quarter turns of the last two axes, flipped axes).
+
+    2D: the eight symmetries of the square (identity, left-right, up-down, half turn, then the quarter
+    turns with and without a flip), as the training's RandFlip/RandRotate90 draw them. 3D: the eight
+    flips of the three axes (no axis is swapped, so anisotropic voxels keep their spacing)."""
+    if spatial_dims == 3:
+        flips = [(), (-1,), (-2,), (-1, -2), (-3,), (-3, -1), (-3, -2), (-3, -2, -1)]
+        return [(0, f) for f in flips[:size]]
+    square = [(0, ()), (0, (-1,)), (0, (-2,)), (2, ()), (1, ()), (1, (-1,)), (3, ()), (3, (-1,))]
+    return square[:size]
+
+
+class SelfEnsemble:
+    """A denoiser averaged over geometric copies of its input (the "self-ensemble" of Lim et al.,
+    EDSR 2017; Timofte et al., CVPR 2016): each copy is flipped/rotated, denoised, and turned back.
+
+    The errors of a convolutional net differ from copy to copy while the signal does not, so the
+    mean is a little better, at ``size`` times the cost. Where every copy returns the same value
+    (a switching denoiser passing an uncorrupted pixel) that value is returned exactly.
+
+    Example:
+        >>> import torch
+        >>> SelfEnsemble(lambda x: x * 2, 8, spatial_dims=2)(torch.ones(1, 1, 2, 3)).unique().tolist()
+        [2.0]
+    """
+
+    def __init__(self, fn: DenoiseFn, size: int, spatial_dims: int) -> None:
+        if size not in ENSEMBLE_SIZES:
+            raise ValueError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {size!r}")
+        self.fn, self.size, self.spatial_dims = fn, size, spatial_dims
+        self.members = _ensemble_members(spatial_dims, size)
+
+    def parameters(self) -> Any:
+        """The wrapped net's parameters (where it runs), none for a baseline."""
+        return self.fn.parameters() if hasattr(self.fn, "parameters") else iter(())
+
+    def __call__(self, x: torch.Tensor, sigma: Any = None) -> torch.Tensor:
+        outs = []
+        for turns, flips in self.members:
+            y = torch.flip(x, flips) if flips else x
+            y = torch.rot90(y, turns, (-2, -1)) if turns else y
+            out = self.fn(y) if sigma is None else self.fn(y, sigma)
+            out = torch.rot90(out, -turns, (-2, -1)) if turns else out
+            outs.append(torch.flip(out, flips) if flips else out)
+        stacked = torch.stack(outs)
+        return torch.where((stacked == stacked[0]).all(0), stacked[0], stacked.mean(0))
 
 
 def slicewise(
@@ -220,6 +271,39 @@ def tiled2d(
     return sliding_window(fn, image, roi_size=(tile, tile), overlap=overlap, sigma=sigma)
 
 
+def triplanar_axes(shape: Sequence[int], axis: int = -1) -> list[int]:
+    """The spatial axes tri-planar mode slices a volume of spatial ``shape`` along: those at least
+    :data:`TRIPLANAR_MIN_SIDE` long in both other directions (a thin slab: the one across it), or ``axis``
+    when there is none."""
+    axes = [a for a in range(3) if all(shape[b] >= TRIPLANAR_MIN_SIDE for b in range(3) if b != a)]
+    return axes or [axis % 3]
+
+
+def triplanar(
+    fn: DenoiseFn,
+    image: Any,
+    axis: int = -1,
+    batch_size: int = 8,
+    sigma: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Denoise a volume ``(C, X, Y, Z)`` with a 2D denoiser slice by slice along each of its three axes
+    and average the three results (multi-planar fusion).
+
+    The errors of the three passes are only partly correlated, so their mean is better than any one
+    of them; in-plane and through-plane structure both count. An axis along which the slices would be
+    thinner than :data:`TRIPLANAR_MIN_SIDE` pixels (a thin slab) is left out (:func:`triplanar_axes`).
+    """
+    vol = _plain(image)
+    if vol.ndim != 4:
+        raise ValueError(f"triplanar needs a channel-first volume (C, X, Y, Z), got shape {tuple(vol.shape)}")
+    axes = triplanar_axes(vol.shape[1:], axis)
+    total = torch.zeros_like(vol)
+    for a in axes:
+        total += slicewise(fn, vol, axis=a, batch_size=batch_size, sigma=sigma, progress=progress)
+    return total / len(axes)
+
+
 def _device_of(fn: Any) -> torch.device:
     try:
         return next(fn.parameters()).device
@@ -242,14 +326,15 @@ def infer(
     """Run ``fn`` on a channel-first image in [0, 1] in the given ``mode``.
 
     ``2d`` — a 2D image ``(C, H, W)`` in one call, or a volume slice by slice along ``axis``;
-    ``2.5d`` — slices with ``context`` neighbours as channels; ``3d`` — sliding window over the volume
+    ``2.5d`` — slices with ``context`` neighbours as channels; ``triplanar`` — slice by slice along
+    each axis, the three averaged (:func:`triplanar`); ``3d`` — sliding window over the volume
     (``roi_size`` default 64³); ``tiled2d`` — overlapping tiles over a large 2D image.
     """
     img = _plain(image)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if img.ndim == 3:  # a 2D image
-        if mode == "3d" or mode == "2.5d":
+        if mode in ("3d", "2.5d", "triplanar"):
             raise ValueError(f"mode {mode} needs a volume; this is a 2D image")
         if mode == "tiled2d" or max(img.shape[1:]) > 1024:
             return tiled2d(fn, img, sigma=sigma)
@@ -267,6 +352,8 @@ def infer(
         return out
     if mode == "tiled2d":
         raise ValueError("tiled2d is for 2D images; use 2d or 3d for volumes")
+    if mode == "triplanar":
+        return triplanar(fn, img, axis=axis, batch_size=batch_size, sigma=sigma, progress=progress)
     return slicewise(
         fn,
         img,

@@ -84,3 +84,23 @@ def test_suite_refuses_an_unknown_step(tmp_path):
     proc = _run("suite.py", "--only", "quality,nope", "--no-readme", results=tmp_path)
     assert proc.returncode == 2 and "unknown step(s): nope" in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing was run
+
+
+def test_ensemble_benchmark_reports_each_setup(tmp_path):
+    """A reduced run (one slice / one volume): every method's row, against the stated references."""
+    proc = _run("ensemble.py", "--max-images", "1", results=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "ensemble.json").read_text())
+    two, three = data["tables"]["2d"], data["tables"]["3d"]
+    assert {r["method"] for r in two} == {
+        "noisy",
+        "bm3d",
+        *(f"hmadnet_mri_rician x{n}" for n in (1, 2, 4, 8)),
+    }
+    assert "hmadnet_mri_rician triplanar x4" in {r["method"] for r in three}
+    assert all(r["n"] == 1 for r in two + three)
+    md = (tmp_path / "ensemble.md").read_text()
+    assert md.count("| reference |") == 6  # the net's one pass, per level, in both setups
+    net = {r["level"]: r for r in two if r["method"] == "hmadnet_mri_rician x1"}
+    noisy = {r["level"]: r for r in two if r["method"] == "noisy"}
+    assert all(net[k]["psnr_fg_mean"] > noisy[k]["psnr_fg_mean"] for k in net)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from medden.inferers import IntensityScaler, infer, slicewise, sliding_window
+from medden.denoiser import ENSEMBLE_SIZES
+from medden.inferers import IntensityScaler, SelfEnsemble, infer, slicewise, sliding_window, triplanar_axes
 
 
 def identity(x, sigma=None):
@@ -152,3 +153,91 @@ def test_evaluation_gives_a_dtype_model_the_data_unscaled():
     out = run_method(Method("record", "net", "record", model=model), noisy, None, cfg)
     np.testing.assert_allclose(seen[0].numpy().reshape(noisy.shape), noisy, atol=1e-6)
     np.testing.assert_allclose(out, noisy, atol=1e-6)
+
+
+def _ramp(x, sigma=None):
+    """A denoiser that is not flip-equivariant: it adds the column index / 100."""
+    return x + torch.arange(x.shape[-1], dtype=x.dtype) / 100
+
+
+@pytest.mark.parametrize("size", ENSEMBLE_SIZES)
+def test_self_ensemble_turns_every_copy_back(size):
+    x = torch.rand(2, 1, 5, 7)  # not square: the quarter turns must give the shape back
+    shapes = []
+
+    def record(y, sigma=None):
+        shapes.append(tuple(y.shape))
+        return y
+
+    assert torch.equal(SelfEnsemble(record, size, spatial_dims=2)(x), x)
+    assert len(shapes) == size and shapes[0] == (2, 1, 5, 7)
+    assert ((2, 1, 7, 5) in shapes) == (size == 8)  # only the eight-member ensemble turns by 90°
+    vol = torch.rand(1, 1, 3, 4, 5)
+    out = SelfEnsemble(record, size, spatial_dims=3)(vol)
+    assert torch.equal(out, vol) and set(shapes[size:]) == {(1, 1, 3, 4, 5)}  # 3D: flips only
+
+
+def test_self_ensemble_averages_the_copies():
+    x = torch.zeros(1, 1, 4, 6)
+    # identity and left-right flip: the ramp j and its mirror 5 - j average to 2.5 everywhere
+    assert torch.allclose(SelfEnsemble(_ramp, 2, spatial_dims=2)(x), torch.full_like(x, 0.025))
+    assert torch.allclose(SelfEnsemble(_ramp, 1, spatial_dims=2)(x), _ramp(x))
+    with pytest.raises(ValueError, match="ensemble size"):
+        SelfEnsemble(_ramp, 3, spatial_dims=2)
+
+
+def test_self_ensemble_of_a_net_is_equivariant_and_passes_sigma():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3))
+    net = torch.nn.Sequential(net, torch.nn.ZeroPad2d(1))
+    x = torch.rand(1, 1, 12, 12)
+    with torch.no_grad():
+        assert not torch.allclose(net(x.flip(-1)).flip(-1), net(x), atol=1e-4)  # the bare net is not
+        ens = SelfEnsemble(lambda y, s=None: net(y), 8, spatial_dims=2)
+        for turned, back in (
+            (lambda t: t.flip(-1), lambda t: t.flip(-1)),
+            (lambda t: t.rot90(1, (-2, -1)), lambda t: t.rot90(-1, (-2, -1))),
+        ):
+            assert torch.allclose(back(ens(turned(x))), ens(x), atol=1e-6)
+    got = []
+    SelfEnsemble(lambda y, s=None: got.append(s) or y, 4, spatial_dims=2)(x, torch.tensor([0.05]))
+    assert len(got) == 4 and all(float(s) == pytest.approx(0.05) for s in got)
+    assert next(SelfEnsemble(net, 2, 2).parameters()).device.type == "cpu"  # inferers find the device
+
+
+def test_self_ensemble_returns_what_every_copy_agrees_on_exactly():
+    """A switching denoiser changes only the detected impulses: the pixels it passes stay bit-identical."""
+    x = torch.rand(1, 1, 9, 11) * 0.8
+    x[..., 2, 3] = 1.0
+
+    def switching(y, sigma=None):
+        filled = y + torch.linspace(0.0, 0.3, y.shape[-1])  # depends on position: copies disagree
+        return torch.where(y == 1.0, filled / 3, y)
+
+    out = SelfEnsemble(switching, 8, spatial_dims=2)(x)
+    keep = x != 1.0
+    assert torch.equal(out[keep], x[keep]) and out[0, 0, 2, 3] != x[0, 0, 2, 3]
+
+
+def test_triplanar_averages_the_three_slicings_and_skips_thin_axes():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def blur(x, sigma=None):
+        return conv(x)
+
+    vol = torch.rand(1, 18, 20, 17)
+    with torch.no_grad():
+        passes = [slicewise(blur, vol, axis=a) for a in range(3)]
+        out = infer(blur, vol, mode="triplanar")
+    assert torch.allclose(out, sum(passes) / 3, atol=1e-6)
+    assert all(not torch.allclose(out, p, atol=1e-3) for p in passes)  # each pass differs from the mean
+    assert triplanar_axes((18, 20, 17)) == [0, 1, 2]
+    # a slab 5 slices thick: slices along X or Y would be 5 pixels wide, so only Z is sliced
+    slab = torch.rand(1, 18, 20, 5)
+    assert triplanar_axes((18, 20, 5)) == [2] and triplanar_axes((18, 5, 20), axis=0) == [1]
+    assert triplanar_axes((4, 5, 20), axis=0) == [0]  # no plane is wide enough: the given axis
+    with torch.no_grad():
+        assert torch.equal(infer(blur, slab, mode="triplanar"), slicewise(blur, slab, axis=2))
+    with pytest.raises(ValueError, match="needs a volume"):
+        infer(blur, torch.rand(1, 20, 20), mode="triplanar")

@@ -77,3 +77,118 @@ def test_denoise_and_evaluate_give_identical_output(tmp_path, dims):
     assert theirs.dtype == np.float32
     np.testing.assert_array_equal(theirs, expected.astype(np.float32))
     assert np.abs(theirs - volume).mean() > 1e-3  # it did denoise
+
+
+def _nifti_slab(tmp_path, name="in"):
+    import nibabel as nib
+
+    from medden.data.samples import mni152
+    from medden.noise import rician
+
+    vol, _ = mni152("t1")
+    clean = vol[50:110, 60:130, 85:87].astype(np.float32)
+    noisy = rician(clean, 0.05, rng=np.random.default_rng(0)).astype(np.float32)
+    src = tmp_path / name
+    src.mkdir()
+    nib.save(nib.Nifti1Image(noisy, np.eye(4)), src / "noisy.nii.gz")
+    return src, noisy
+
+
+def test_denoise_ensemble_option_is_recorded_and_changes_the_output(tmp_path):
+    import json
+
+    import nibabel as nib
+
+    src, noisy = _nifti_slab(tmp_path)
+    outs = {}
+    own = load_model(model="hmadnet_mri_rician").ensemble  # what the bundle's metadata names
+    for size in sorted({1, 8, own}):
+        out = tmp_path / f"out{size}"
+        args = ["denoise", str(src), str(out), "--model", "hmadnet_mri_rician", "--noise-level", "0.05"]
+        assert main([*args, "--ensemble", str(size), "--quiet"]) == 0
+        outs[size] = np.asarray(nib.load(out / "noisy.nii.gz").dataobj)
+        assert json.loads((out / "noisy.nii.gz.provenance.json").read_text())["ensemble"] == size
+    default = tmp_path / "default"
+    assert (
+        main(["denoise", str(src), str(default), "--model", "hmadnet_mri_rician", "--noise-level", "0.05"])
+        == 0
+    )
+    np.testing.assert_array_equal(np.asarray(nib.load(default / "noisy.nii.gz").dataobj), outs[own])
+    diff = np.abs(outs[8] - outs[1])
+    assert 0 < diff.mean() < 0.1 * np.abs(outs[1] - noisy).mean()  # a different, close average
+    with pytest.raises(SystemExit) as exc:  # argparse's one-line usage error
+        main(["denoise", str(src), str(tmp_path / "bad"), "--model", "median", "--ensemble", "3"])
+    assert exc.value.code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_bundle_metadata_sets_the_default_ensemble(tmp_path):
+    import json
+    import shutil
+
+    from medden.bundle_format import available_bundles
+    from medden.errors import UsageError
+
+    root = tmp_path / "b"
+    shutil.copytree(available_bundles()["hmadnet_mri_rician"], root, ignore=shutil.ignore_patterns("eval"))
+    meta_path = root / "configs" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    assert load_model(bundle=root).ensemble == meta["medden"]["ensemble"] == 2
+    del meta["medden"]["ensemble"]
+    meta_path.write_text(json.dumps(meta))
+    assert load_model(bundle=root).ensemble == 1  # none recorded: off
+    meta["medden"]["ensemble"] = 4
+    meta_path.write_text(json.dumps(meta))
+    assert load_model(bundle=root).ensemble == 4
+    meta["medden"]["ensemble"] = 5
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="ensemble"):
+        load_model(bundle=root)
+
+
+def test_evaluate_runs_a_method_with_its_ensemble(tmp_path):
+    import json
+
+    src, _ = _nifti_slab(tmp_path, "data")
+    out = tmp_path / "ev"
+    args = ["evaluate", "--methods", "noisy", "median", "m8=bundles/hmadnet_mri_rician"]
+    args += ["--method-kwargs", json.dumps({"m8": {"ensemble": 8}, "median": {"ensemble": 2}})]
+    args += ["--data", str(src), "--noise", "rician", "--levels", "0.05", "--out", str(out), "--quiet"]
+    assert main([*args, "--no-figures", "--max-images", "1"]) == 0
+    specs = {m["label"]: m for m in json.loads((out / "results.json").read_text())["methods"]}
+    assert specs["m8"]["ensemble"] == 8 and specs["median"]["ensemble"] == 2
+    bad = ["--method-kwargs", json.dumps({"median": {"ensemble": 6}})]
+    assert main([*args[:5], *bad, *args[7:], "--no-figures"]) == 2
+
+
+def test_triplanar_mode_runs_a_2d_model_on_volumes_and_falls_back_on_slices(tmp_path):
+    import nibabel as nib
+
+    from medden.data.samples import mni152
+    from medden.errors import UsageError
+    from medden.workflows.predict import Options, predict
+
+    model = load_model(model="hmadnet_mri_rician")
+    vol, _ = mni152("t1")
+    rng = np.random.default_rng(1)
+    clean = vol[50:90, 60:100, 80:100].astype(np.float32) / vol.max()
+    noisy = np.hypot(clean + rng.normal(0, 0.05, clean.shape), rng.normal(0, 0.05, clean.shape)).astype(
+        np.float32
+    )
+    opts = {m: Options(mode=m, noise_level=0.05, ensemble=1).validate() for m in ("2d", "triplanar")}
+    flat, _ = predict(model, noisy, "volume", opts["2d"])
+    tri, info = predict(model, noisy, "volume", opts["triplanar"])
+    assert info["mode"] == "triplanar" and tri.shape == noisy.shape
+    err = {name: float(np.mean((out - clean) ** 2)) for name, out in (("2d", flat), ("tri", tri))}
+    assert err["tri"] < err["2d"]  # three planes' errors average down
+    one, _ = predict(model, noisy[:, :, 5], "volume", opts["triplanar"])  # a one-slice volume: plain 2D
+    two, _ = predict(model, noisy[:, :, 5], "volume", opts["2d"])
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(UsageError, match="3D model"):
+        predict(load_model(model="hmadnet_mri_rician_3d"), noisy, "volume", opts["triplanar"])
+    src = tmp_path / "in"
+    src.mkdir()
+    nib.save(nib.Nifti1Image(noisy, np.eye(4)), src / "v.nii.gz")
+    out = tmp_path / "out"
+    args = ["denoise", str(src), str(out), "--model", "hmadnet_mri_rician", "--mode", "triplanar"]
+    assert main([*args, "--noise-level", "0.05", "--ensemble", "1", "--quiet"]) == 0
+    np.testing.assert_allclose(np.asarray(nib.load(out / "v.nii.gz").dataobj), tri, atol=1e-5)

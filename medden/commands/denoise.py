@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medden.denoiser import INTENSITIES
+from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES
 from medden.errors import UsageError
 from medden.loading import load_model
 
@@ -63,7 +63,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="load a bundle whose metadata records no weights sha256 (refused by default)",
     )
-    p.add_argument("--mode", choices=("2d", "2.5d", "3d"), help="inference mode (default: the model's)")
+    p.add_argument(
+        "--mode",
+        choices=("2d", "2.5d", "triplanar", "3d"),
+        help="inference mode (default: the model's); triplanar: a 2D model along each of a volume's three "
+        "axes, the results averaged",
+    )
     p.add_argument("--axis", type=int, default=-1, choices=(0, 1, 2, -1), help="slicing axis for 2d modes")
     p.add_argument(
         "--noise-level",
@@ -82,6 +87,14 @@ def add_parser(subparsers: Any) -> None:
         help="per-unit scaling into [0, 1]: minmax, percentile (0.5-99.5 %%, outliers passed through), "
         "dtype (0-255 for 8-bit images) or unit (data already on [0, 1], passed as they are, values "
         "outside included); default: what the model was trained with, else minmax",
+    )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        choices=ENSEMBLE_SIZES,
+        default=None,
+        help="average the model over this many flipped/rotated copies of each input (1: off; a few "
+        "tenths of a dB at that many times the cost); default: the model's own (a bundle's metadata)",
     )
     p.add_argument(
         "--figures",
@@ -131,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         roi_size=args.roi_size,
         intensity=args.intensity,
+        ensemble=args.ensemble,
         figures=args.figures,
     ).validate()
     shard = parse_shard(args.shard)

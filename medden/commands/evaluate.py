@@ -52,7 +52,12 @@ def add_parser(subparsers: Any) -> None:
         default="true",
         help="give the methods the true noise σ where known (default) or let them estimate it",
     )
-    p.add_argument("--method-kwargs", default=None, help='JSON per method, e.g. \'{"median": {"size": 5}}\'')
+    p.add_argument(
+        "--method-kwargs",
+        default=None,
+        help='JSON per method, e.g. \'{"median": {"size": 5}}\'; "ensemble": N runs a method over N '
+        "flipped/rotated copies, as medden denoise --ensemble",
+    )
     p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D slices/images or 3D volumes")
     p.add_argument("--axis", type=int, choices=(0, 1, 2), default=2, help="slicing axis of volumes")
     p.add_argument("--seed", type=int, default=1234, help="noise seed")

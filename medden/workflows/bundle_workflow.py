@@ -82,7 +82,8 @@ class DenoiseInferer(Inferer):
     :func:`medden.workflows.predict.predict` on one unit as read (slice-wise ``2d`` along ``axis`` in
     batches of ``batch_size`` slices, ``2.5d`` with neighbouring slices as channels, ``3d`` sliding
     window of ``roi_size`` with ``overlap``), scaled per unit into [0, 1] and back, at ``noise_level``
-    (``auto``: estimated) for noise-level-aware nets. Returns ``(denoised array, what was measured)``.
+    (``auto``: estimated) for noise-level-aware nets, averaged over ``ensemble`` flipped/rotated copies
+    (None: the bundle's own, from its metadata). Returns ``(denoised array, what was measured)``.
     The arguments are those of :class:`medden.workflows.predict.Options` (validated here)."""
 
     def __init__(
@@ -95,6 +96,7 @@ class DenoiseInferer(Inferer):
         overlap: float = 0.25,
         context: int | None = None,
         intensity: str | None = None,
+        ensemble: int | None = None,
     ) -> None:
         super().__init__()
         self.options = Options(
@@ -106,6 +108,7 @@ class DenoiseInferer(Inferer):
             overlap=overlap,
             context=context,
             intensity=intensity,
+            ensemble=ensemble,
         ).validate()
 
     def __call__(self, inputs: Any, network: Any, *args: Any, **kwargs: Any) -> Any:

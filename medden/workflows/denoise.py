@@ -513,6 +513,7 @@ def write_unit(
         **model.provenance(),
         **batch.versions,
         "mode": info["mode"],
+        "ensemble": info["ensemble"],
         "axis": options.axis,
         "intensity": intensity,
         "clipped_for_denoiser": info["clipped"],

@@ -87,7 +87,9 @@ class EvalConfig:
         reference: the method (label) the others are compared with; the first when None.
         seed: seed of the noise (image ``i`` at level ``j`` uses ``seed + 1000 i + j``).
         sigma: ``true`` or ``estimate`` (see the module docstring).
-        method_kwargs: per method label, keyword arguments of the baseline (or of the net's constructor).
+        method_kwargs: per method label, keyword arguments of the baseline (or of the net's constructor),
+            and how it is run: ``ensemble`` (the self-ensemble size, as ``medden denoise --ensemble``) and
+            ``mode`` (e.g. ``triplanar`` for a 2D net on volumes, as ``medden denoise --mode``).
         foreground_threshold: foreground = clean image above this fraction of its maximum.
         figures: write the figures.
         save_outputs: also write each noisy input and each method's output as
@@ -134,6 +136,8 @@ class Method:
     weights: str | None = None
     model: LoadedModel | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+    ensemble: int | None = None
+    mode: str | None = None
 
     @property
     def noise_aware(self) -> bool:
@@ -209,9 +213,10 @@ def check_config(cfg: EvalConfig) -> list[Method]:
                 f"unknown net {m.name!r} in {m.name}={m.weights}; available: {', '.join(available)}"
             )
     labels = [m.label for m in methods]
-    for label in cfg.method_kwargs:
+    for label, kwargs in cfg.method_kwargs.items():
         if label not in labels:
             raise UsageError(f"--method-kwargs names {label!r}, which is not one of the methods")
+        Options(ensemble=kwargs.get("ensemble"), mode=kwargs.get("mode")).validate()
     for m in methods:
         if m.kind in ("noisy", "baseline"):  # cheap to build: bad arguments are found before any work
             _load_method(m, cfg, channels=0)
@@ -322,6 +327,8 @@ def _level_label(level: float) -> str:
 def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
     """Load ``m`` through :func:`medden.loading.load_model` (a baseline with its ``method_kwargs``)."""
     kwargs = dict(cfg.method_kwargs.get(m.label, {}))
+    # how it is run (the self-ensemble, the inference mode), not what it is
+    m.ensemble, m.mode = kwargs.pop("ensemble", None), kwargs.pop("mode", None)
     if m.kind == "noisy":
         m.spec = {"label": m.label, "kind": "noisy"}
         return
@@ -331,7 +338,7 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         except ValueError as exc:
             raise UsageError(f"{m.label}: {exc}") from None
         m.model = LoadedModel.wrap(fn, m.name, "baseline", extra={"baseline_config": fn.config()})
-        m.spec = {"label": m.label, "kind": "baseline", **fn.config()}
+        m.spec = {"label": m.label, "kind": "baseline", **fn.config(), "ensemble": m.ensemble or 1}
         return
     device = cfg.device or "cpu"
     if m.kind == "bundle":
@@ -364,6 +371,8 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         "sha256": m.model.sha256,
         "net_kwargs": m.model.extra.get("net_kwargs", kwargs),
         "noise_aware": m.noise_aware,
+        "ensemble": m.model.ensemble if m.ensemble is None else m.ensemble,
+        "mode": m.mode or m.model.default_mode,
     }
 
 
@@ -389,9 +398,9 @@ def run_method(m: Method, noisy: np.ndarray, sigma: float | None, cfg: EvalConfi
     assert m.model is not None
     volume = noisy.ndim == 4  # (1, X, Y, Z) in a 3D evaluation
     layout, array = ("volume", noisy[0]) if volume else ("image", noisy)
-    mode = "3d" if m.model.spatial_dims == 3 else "2d"
+    mode = m.mode or ("3d" if m.model.spatial_dims == 3 else "2d")
     intensity = "unit" if m.model.intensity == "dtype" else None
-    options = Options(mode=mode, axis=cfg.axis, noise_sigma=sigma, intensity=intensity)
+    options = Options(mode=mode, axis=cfg.axis, noise_sigma=sigma, intensity=intensity, ensemble=m.ensemble)
     try:
         out, _ = predict(m.model, array, layout, options.validate())
     except ValueError as exc:

@@ -2,11 +2,11 @@
 
 ``predict(model, array, layout, options)`` scales one image or volume into [0, 1] with an exactly
 invertible per-unit map (:class:`medden.inferers.IntensityScaler`), estimates the noise level for the
-models that use it, runs the model slice-wise (2D), on slice stacks (2.5D), by sliding window (3D) or
-in tiles, and maps the result back to the input's units. Non-finite values are kept out of the model
-and given back unchanged. ``medden denoise`` (every unit of a batch), the Python API
-(:func:`medden.denoise`), the bundles and ``medden evaluate`` all call it, so an evaluation scores
-exactly what users run.
+models that use it, runs the model slice-wise (2D), on slice stacks (2.5D), along each axis
+(tri-planar), by sliding window (3D) or in tiles, and maps the result back to the input's units.
+Non-finite values are kept out of the model and given back unchanged. ``medden denoise`` (every unit
+of a batch), the Python API (:func:`medden.denoise`), the bundles and ``medden evaluate`` all call
+it, so an evaluation scores exactly what users run.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from medden.denoiser import INTENSITIES, LoadedModel
+from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES, LoadedModel
 from medden.errors import UsageError
-from medden.inferers import IntensityScaler, infer
+from medden.inferers import IntensityScaler, SelfEnsemble, infer, triplanar_axes
 from medden.noise import estimate_noise
 
-MODES = ("2d", "2.5d", "3d")
+MODES = ("2d", "2.5d", "triplanar", "3d")
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Options:
     """How to denoise (see :func:`run_batch`); :meth:`validate` checks every field.
 
     Attributes:
-        mode: ``2d``, ``2.5d`` or ``3d``; None for the model's own.
+        mode: ``2d``, ``2.5d``, ``triplanar`` (a 2D model along each axis of a volume, averaged) or
+            ``3d``; None for the model's own.
         axis: slicing axis of 2D modes (0, 1, 2 or -1).
         noise_level: σ on the scaled [0, 1] data for noise-level-aware models, ``auto`` (estimated per
             unit) or None.
@@ -40,6 +41,8 @@ class Options:
         roi_size: sliding-window side in 3D mode (at least 8).
         context: neighbouring slices on each side in 2.5D mode (None: what the net takes).
         intensity: scaling into [0, 1] (:data:`INTENSITIES`); None for the model's own.
+        ensemble: geometric copies averaged per call (:class:`medden.inferers.SelfEnsemble`: 1 off,
+            2, 4 or 8, at that many times the cost); None for the model's own (a bundle's metadata).
         figures: also write a three-panel figure per unit.
     """
 
@@ -52,6 +55,7 @@ class Options:
     roi_size: int = 64
     context: int | None = None
     intensity: str | None = None
+    ensemble: int | None = None
     figures: bool = False
 
     def validate(self) -> Options:
@@ -77,6 +81,11 @@ class Options:
             raise UsageError(f"overlap (--overlap) must be in [0, 1), got {self.overlap:g}")
         if self.context is not None and (not isinstance(self.context, int) or self.context < 1):
             raise UsageError(f"context must be >= 1 slice, got {self.context}")
+        if self.ensemble is not None and (
+            isinstance(self.ensemble, bool) or self.ensemble not in ENSEMBLE_SIZES
+        ):
+            sizes = ", ".join(map(str, ENSEMBLE_SIZES))
+            raise UsageError(f"ensemble (--ensemble) must be one of {sizes}, got {self.ensemble!r}")
         if self.intensity is not None and self.intensity not in INTENSITIES:
             raise UsageError(
                 f"intensity (--intensity) must be one of {', '.join(INTENSITIES)}, got {self.intensity!r}"
@@ -114,7 +123,7 @@ def check_mode(model: LoadedModel, mode: str | None) -> str:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "3d" and model.spatial_dims != 3:
         raise UsageError(f"--mode 3d needs a 3D model; {model.name} is 2D")
-    if mode in ("2d", "2.5d") and model.spatial_dims != 2:
+    if mode in ("2d", "2.5d", "triplanar") and model.spatial_dims != 2:
         raise UsageError(f"{model.name} is a 3D model: use --mode 3d")
     if mode == "2.5d":
         context_for(model, None)
@@ -181,6 +190,8 @@ def _predict_one(
     is_volume = layout != "image"
     chw = channel_first(arr, layout)
     mode = check_mode(model, options.mode)
+    if not is_volume and mode == "triplanar":
+        mode = "2d"  # a single slice has one plane (as a volume too thin along two axes: triplanar_axes)
     if not is_volume and mode != "2d":
         raise UsageError(f"--mode {mode} needs a volume; this input is a 2D image")
     scaler = IntensityScaler.fit(chw, mode=options.intensity or model.intensity)
@@ -188,9 +199,11 @@ def _predict_one(
     sigma = _unit_sigma(model, x, scaler.span, options, modality)
     roi = (options.roi_size,) * (chw.ndim - 1)
     context = context_for(model, options.context) if mode == "2.5d" else 0
+    size = model.ensemble if options.ensemble is None else options.ensemble
+    fn = SelfEnsemble(model.fn, size, model.spatial_dims) if size > 1 else model.fn
     outs = [
         infer(
-            model.fn,
+            fn,
             g,
             mode=mode,
             axis=options.axis,
@@ -209,7 +222,8 @@ def _predict_one(
     # changes only the impulses: the scaling round trip must not move the others by a rounding error)
     result = np.where(out01 == x, chw, result)
     result = np.moveaxis(result, 0, -1) if layout == "color_volume" else (result[0] if is_volume else result)
-    return result, {"clipped": int(scaler.clipped), "sigma": sigma, "mode": mode, "nonfinite": 0}
+    info = {"clipped": int(scaler.clipped), "sigma": sigma, "mode": mode, "ensemble": size, "nonfinite": 0}
+    return result, info
 
 
 def _unit_sigma(
@@ -265,5 +279,8 @@ def work_size(layout: str, shape: tuple[int, ...], mode: str, axis: int) -> int:
     """Progress steps of one unit: its slices (2D modes on volumes), else 1 per volume."""
     if layout == "image" or len(shape) < 3:
         return 1
-    per_volume = shape[axis % 3] if mode != "3d" else 1
+    if mode == "triplanar":
+        per_volume = sum(shape[a] for a in triplanar_axes(shape[:3], axis))
+    else:
+        per_volume = shape[axis % 3] if mode != "3d" else 1
     return per_volume * (shape[3] if layout == "volume" and len(shape) == 4 else 1)
