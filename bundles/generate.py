@@ -972,6 +972,78 @@ def _worse_than_noisy(results: dict[str, Any], net_label: str) -> list[str]:
     ]
 
 
+#: the figure of the worst real-scan case, copied next to the docs from the evaluation's figures
+WORST_PNG = "realscans_worst.png"
+
+
+def worst_real_case(real_dir: Path, net_label: str) -> dict[str, Any] | None:
+    """The real-scan image and level where the net is furthest below the reference in foreground PSNR
+    (``medden evaluate``'s per-image rows), with the evaluation's figure of it; None without one."""
+    import math
+
+    from medden.workflows.evaluate import worst_images
+
+    results = json.loads((real_dir / "results.json").read_text())
+    reference = results["reference"]
+    rows = {(r["level"], r["image"], r["method"]): r for r in results["per_image"]}
+
+    def score(r: dict[str, Any]) -> float:  # as worst_images, which chose the figures' images
+        return r["psnr_fg"] if math.isfinite(r["psnr_fg"]) else r["psnr"]
+
+    cases = [
+        (score(rows[(lv, im, net_label)]) - score(rows[(lv, im, reference)]), lv, im)
+        for lv, im in worst_images(results["per_image"], reference, net_label).items()
+    ]
+    if not cases:
+        return None
+    gap, level, image = min(cases)
+    noise = results["config"]["noise"]
+    # the evaluation draws the middle image once, without the _worst suffix, when it is also the worst
+    figure = next(
+        (
+            f
+            for f in (real_dir / "figures" / f"{noise}_{level}{x}.png" for x in ("_worst", ""))
+            if f.is_file()
+        ),
+        None,
+    )
+    if figure is None or (figure.name.endswith(f"{level}.png") and not _is_middle(results, image)):
+        return None
+    scans = results["data"].get("scans") or []
+    at = results["data"]["images"].index(image) if image in results["data"]["images"] else None
+    return {
+        "level": level,
+        "image": image,
+        "scan": scans[at] if at is not None and at < len(scans) else f"image {image}",
+        "gap": gap,
+        "net": rows[(level, image, net_label)]["psnr_fg"],
+        "reference": reference,
+        "reference_psnr": rows[(level, image, reference)]["psnr_fg"],
+        "noisy": rows[(level, image, "noisy")]["psnr_fg"] if (level, image, "noisy") in rows else None,
+        "figure": figure,
+    }
+
+
+def _is_middle(results: dict[str, Any], image: Any) -> bool:
+    ids = sorted(results["data"]["images"])
+    return bool(ids) and ids[len(ids) // 2] == image
+
+
+def _worst_case_lines(case: dict[str, Any] | None) -> list[str]:
+    """The docs paragraph and image link of :func:`worst_real_case` (the file is copied by write_docs)."""
+    if case is None:
+        return []
+    noisy = f", the noisy input {case['noisy']:.2f}" if case["noisy"] is not None else ""
+    return [
+        f"The worst case ({WORST_PNG}): {case['scan']} at level {case['level']}, foreground PSNR "
+        f"{case['net']:.2f} dB against {case['reference']} {case['reference_psnr']:.2f} "
+        f"({case['gap']:+.2f} dB){noisy} (the figure's titles give whole-image PSNR and SSIM):",
+        "",
+        f"![worst real-scan case]({WORST_PNG})",
+        "",
+    ]
+
+
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
 
 
@@ -1106,15 +1178,20 @@ def ssim_window_note(results: dict[str, Any]) -> str:
     return f"SSIM here uses the window `{window}`, as `results.json` records."
 
 
+def _net_label(name: str, spec: dict[str, Any], results: dict[str, Any]) -> str:
+    """The bundle's method label in an evaluation: its name (NAME=BUNDLE_FOLDER), or its net in results
+    of before 2026-12-04."""
+    labels = {r["method"] for r in results["per_image"]}
+    return name if name in labels else spec["net"]
+
+
 def docs(name: str, spec: dict[str, Any]) -> str:
     root = HERE / name
     meta = json.loads((root / "configs" / "metadata.json").read_text())
     training = meta.get("medden", {}).get("training", {})
     ev_dir = root / "eval" / "evaluate"
     results = json.loads((ev_dir / "results.json").read_text())
-    # medden evaluate labels the bundle by its name (NAME=BUNDLE_FOLDER); results of before 2026-12-04 by its net
-    labels = {r["method"] for r in results["per_image"]}
-    net_label = name if name in labels else spec["net"]
+    net_label = _net_label(name, spec, results)
     lines = [
         f"# {spec['title']}",
         "",
@@ -1226,6 +1303,7 @@ def docs(name: str, spec: dict[str, Any]) -> str:
             *_table(rr, net_label, unit),
             "",
             *_worse_than_noisy(rr, net_label),
+            *_worst_case_lines(worst_real_case(ev_dir / "real_scans", net_label)),
         ]
     lines += [
         "Published figures for orientation (not comparable: other data, other protocol): the HMAD-Net paper "
@@ -1373,8 +1451,18 @@ def write_docs(name: str) -> None:
     import shutil
 
     spec = BUNDLES[name]
-    (HERE / name / "docs").mkdir(exist_ok=True)
-    (HERE / name / "docs" / "README.md").write_text(docs(name, spec))
+    docs_dir = HERE / name / "docs"
+    docs_dir.mkdir(exist_ok=True)
+    real = HERE / name / "eval" / "evaluate" / "real_scans"
+    case = None
+    if (real / "results.json").is_file():
+        label = _net_label(name, spec, json.loads((real / "results.json").read_text()))
+        case = worst_real_case(real, label)
+    if case is not None:
+        shutil.copyfile(case["figure"], docs_dir / WORST_PNG)
+    else:
+        (docs_dir / WORST_PNG).unlink(missing_ok=True)
+    (docs_dir / "README.md").write_text(docs(name, spec))
     shutil.copyfile(HERE.parent / "LICENSE", HERE / name / "LICENSE")
 
 

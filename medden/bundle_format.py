@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medden import checkpoints
-from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES, LoadedModel
+from medden.denoiser import INTENSITIES, LoadedModel, is_ensemble_size
 from medden.errors import UsageError
 
 WEIGHTS = "models/model.safetensors"
@@ -230,7 +230,7 @@ def load_network(
     if intensity not in INTENSITIES:
         raise UsageError(f"{root}: metadata.json has an unknown intensity {str(intensity)[:20]!r}")
     ensemble = info.get("ensemble", 1)
-    if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
+    if not is_ensemble_size(ensemble):
         raise UsageError(f"{root}: metadata.json has an unknown ensemble size {str(ensemble)[:20]!r}")
     digest = checkpoints.load_weights(network, weights, sha256=expected)
     extra = {

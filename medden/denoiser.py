@@ -20,6 +20,17 @@ INTENSITIES = ("minmax", "percentile", "dtype", "unit")
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
+def is_ensemble_size(value: Any) -> bool:
+    """``value`` is one of :data:`ENSEMBLE_SIZES` as an integer: ``2.0`` (a float from JSON or a config
+    override) and ``True`` are not, as a count of copies they would fail later, as a slice index.
+
+    Example:
+        >>> [is_ensemble_size(v) for v in (2, 2.0, True, 3)]
+        [True, False, False, False]
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and value in ENSEMBLE_SIZES
+
+
 @runtime_checkable
 class Denoiser(Protocol):
     """What every denoiser is (as deepinv's ``Denoiser``).

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES
+from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES, is_ensemble_size
 
 #: what the inferers call: the call of a :class:`medden.denoiser.Denoiser`, or any function like it
 DenoiseFn = Callable[..., torch.Tensor]
@@ -148,7 +148,7 @@ class SelfEnsemble:
     """
 
     def __init__(self, fn: DenoiseFn, size: int, spatial_dims: int) -> None:
-        if size not in ENSEMBLE_SIZES:
+        if not is_ensemble_size(size):
             raise ValueError(f"ensemble size must be one of {ENSEMBLE_SIZES}, got {size!r}")
         self.fn, self.size, self.spatial_dims = fn, size, spatial_dims
         self.members = _ensemble_members(spatial_dims, size)

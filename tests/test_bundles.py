@@ -99,6 +99,41 @@ def test_learning_curves_are_read_from_the_run_and_rendered_in_the_docs(tmp_path
     assert "| PSNR | 30.50 | 31.25 | 31.50 |" in text
 
 
+def test_worst_real_case_is_the_largest_gap_below_the_reference_with_its_figure(tmp_path):
+    """The docs' worst case is the (level, image) where the net is furthest below the reference in
+    foreground PSNR, named by its scan, and links the evaluation's figure of that level."""
+    gen = _generator()
+    real = tmp_path / "real_scans"
+    (real / "figures").mkdir(parents=True)
+    psnr = {  # (level, image) -> (noisy, bm3d, net): gaps 0.03: +0.5, -0.2; 0.09: -1.5 (image 0), +0.1
+        ("0.03", 0): (30.0, 33.0, 33.5),
+        ("0.03", 1): (30.0, 33.0, 32.8),
+        ("0.09", 0): (21.0, 28.0, 26.5),
+        ("0.09", 1): (21.0, 28.0, 28.1),
+    }
+    rows = [
+        {"level": lv, "image": im, "method": m, "psnr_fg": p, "psnr": p}
+        for (lv, im), ps in psnr.items()
+        for m, p in zip(("noisy", "bm3d", "net"), ps)
+    ]
+    results = {
+        "reference": "bm3d",
+        "config": {"noise": "rician"},
+        "data": {"images": [0, 1], "scans": ["a.nii slice 3", "b.dcm"]},
+        "per_image": rows,
+    }
+    (real / "results.json").write_text(json.dumps(results))
+    assert gen.worst_real_case(real, "net") is None  # no figure drawn: nothing to link
+    (real / "figures" / "rician_0.09_worst.png").write_bytes(b"png")
+    case = gen.worst_real_case(real, "net")
+    assert (case["level"], case["image"], case["scan"]) == ("0.09", 0, "a.nii slice 3")
+    assert case["gap"] == pytest.approx(-1.5) and case["noisy"] == 21.0
+    assert case["figure"] == real / "figures" / "rician_0.09_worst.png"
+    text = "\n".join(gen._worst_case_lines(case))
+    assert "a.nii slice 3 at level 0.09, foreground PSNR 26.50 dB against bm3d 28.00 (-1.50 dB)" in text
+    assert f"]({gen.WORST_PNG})" in text
+
+
 @pytest.mark.parametrize("name", BUNDLES)
 def test_layout_and_configs_parse(name):
     from monai.bundle import ConfigParser

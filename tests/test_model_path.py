@@ -139,10 +139,23 @@ def test_bundle_metadata_sets_the_default_ensemble(tmp_path):
     meta["medden"]["ensemble"] = 4
     meta_path.write_text(json.dumps(meta))
     assert load_model(bundle=root).ensemble == 4
-    meta["medden"]["ensemble"] = 5
-    meta_path.write_text(json.dumps(meta))
+    for bad in (5, 2.0, True, "2"):  # 2.0 == 2, but as a count of copies it would fail as a slice index
+        meta["medden"]["ensemble"] = bad
+        meta_path.write_text(json.dumps(meta))
+        with pytest.raises(UsageError, match="ensemble"):
+            load_model(bundle=root)
+
+
+@pytest.mark.parametrize("bad", [2.0, 3, True, "4"])
+def test_options_refuse_an_ensemble_size_that_is_not_an_allowed_integer(bad):
+    from medden.errors import UsageError
+    from medden.inferers import SelfEnsemble
+    from medden.workflows.predict import Options
+
     with pytest.raises(UsageError, match="ensemble"):
-        load_model(bundle=root)
+        Options(ensemble=bad).validate()
+    with pytest.raises(ValueError, match="ensemble"):
+        SelfEnsemble(lambda x: x, bad, spatial_dims=2)
 
 
 def test_evaluate_runs_a_method_with_its_ensemble(tmp_path):
@@ -156,8 +169,15 @@ def test_evaluate_runs_a_method_with_its_ensemble(tmp_path):
     assert main([*args, "--no-figures", "--max-images", "1"]) == 0
     specs = {m["label"]: m for m in json.loads((out / "results.json").read_text())["methods"]}
     assert specs["m8"]["ensemble"] == 8 and specs["median"]["ensemble"] == 2
-    bad = ["--method-kwargs", json.dumps({"median": {"ensemble": 6}})]
-    assert main([*args[:5], *bad, *args[7:], "--no-figures"]) == 2
+    assert specs["m8"]["mode"] == specs["median"]["mode"] == "2d"
+    for kwargs in ({"median": {"ensemble": 6}}, {"median": {"ensemble": 2.0}}, {"m8": {"mode": "3d"}}):
+        bad = ["--method-kwargs", json.dumps(kwargs)]
+        assert main([*args[:5], *bad, *args[7:], "--no-figures"]) == 2, kwargs  # usage error
+    assert (
+        main([*args[:5], "--method-kwargs", '{"m8": {"mode": "triplanar"}}', *args[7:], "--no-figures"]) == 0
+    )
+    spec = next(m for m in json.loads((out / "results.json").read_text())["methods"] if m["label"] == "m8")
+    assert spec["mode"] == "2d"  # 2D images: tri-planar runs, and is recorded, as 2D
 
 
 def test_triplanar_mode_runs_a_2d_model_on_volumes_and_falls_back_on_slices(tmp_path):
@@ -192,3 +212,20 @@ def test_triplanar_mode_runs_a_2d_model_on_volumes_and_falls_back_on_slices(tmp_
     args = ["denoise", str(src), str(out), "--model", "hmadnet_mri_rician", "--mode", "triplanar"]
     assert main([*args, "--noise-level", "0.05", "--ensemble", "1", "--quiet"]) == 0
     np.testing.assert_allclose(np.asarray(nib.load(out / "v.nii.gz").dataobj), tri, atol=1e-5)
+
+
+def test_python_api_takes_the_ensemble_and_checks_its_options():
+    from medden import denoise
+    from medden.errors import UsageError
+
+    rng = np.random.default_rng(3)
+    clean = np.tile(np.linspace(0.2, 0.8, 40, dtype=np.float32), (40, 1))
+    noisy = np.abs(clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    level = np.float32(0.05)  # numpy scalars are numbers too
+    default = denoise(noisy, model="hmadnet_mri_rician", noise_level=level)  # the bundle's 2 copies
+    two = denoise(noisy, model="hmadnet_mri_rician", noise_level=level, ensemble=2)
+    one = denoise(noisy, model="hmadnet_mri_rician", noise_level=level, ensemble=1)
+    assert np.array_equal(default, two) and not np.array_equal(one, two)
+    for bad in ({"ensemble": 3}, {"ensemble": 2.0}, {"mode": "4d"}, {"noise_level": 2.0}):
+        with pytest.raises(UsageError):
+            denoise(noisy, model="median", **bad)

@@ -56,7 +56,7 @@ from medden.metrics import SSIM_WINDOW, image_scores, paired_stats
 from medden.noise import SIGMA_KINDS
 from medden.workflows.figures import NOISY, save_figure
 from medden.workflows.noise import KINDS, check_level
-from medden.workflows.predict import Options, predict
+from medden.workflows.predict import Options, check_mode, predict
 
 METRICS = ("psnr", "ssim", "psnr_fg", "ssim_fg")
 #: how every report states the SSIM window (:data:`medden.metrics.SSIM_WINDOW`)
@@ -338,7 +338,13 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         except ValueError as exc:
             raise UsageError(f"{m.label}: {exc}") from None
         m.model = LoadedModel.wrap(fn, m.name, "baseline", extra={"baseline_config": fn.config()})
-        m.spec = {"label": m.label, "kind": "baseline", **fn.config(), "ensemble": m.ensemble or 1}
+        m.spec = {
+            "label": m.label,
+            "kind": "baseline",
+            **fn.config(),
+            "ensemble": m.ensemble or 1,
+            "mode": _mode_run(m, cfg),
+        }
         return
     device = cfg.device or "cpu"
     if m.kind == "bundle":
@@ -372,8 +378,17 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         "net_kwargs": m.model.extra.get("net_kwargs", kwargs),
         "noise_aware": m.noise_aware,
         "ensemble": m.model.ensemble if m.ensemble is None else m.ensemble,
-        "mode": m.mode or m.model.default_mode,
+        "mode": _mode_run(m, cfg),
     }
+
+
+def _mode_run(m: Method, cfg: EvalConfig) -> str:
+    """The inference mode ``m`` runs in on these data, checked against its model before any item is
+    made (a 3D mode for a 2D model is a usage error now, not after the first method has run); a
+    tri-planar request on 2D images runs (and is recorded as) 2D, as :func:`predict` does."""
+    assert m.model is not None
+    mode = check_mode(m.model, m.mode or ("3d" if m.model.spatial_dims == 3 else "2d"))
+    return "2d" if mode == "triplanar" and cfg.spatial_dims == 2 else mode
 
 
 def _sigma_for(m: Method, item: dict[str, Any], cfg: EvalConfig) -> float | None:

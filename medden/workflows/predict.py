@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES, LoadedModel
+from medden.denoiser import ENSEMBLE_SIZES, INTENSITIES, LoadedModel, is_ensemble_size
 from medden.errors import UsageError
 from medden.inferers import IntensityScaler, SelfEnsemble, infer, triplanar_axes
 from medden.noise import estimate_noise
@@ -81,9 +81,7 @@ class Options:
             raise UsageError(f"overlap (--overlap) must be in [0, 1), got {self.overlap:g}")
         if self.context is not None and (not isinstance(self.context, int) or self.context < 1):
             raise UsageError(f"context must be >= 1 slice, got {self.context}")
-        if self.ensemble is not None and (
-            isinstance(self.ensemble, bool) or self.ensemble not in ENSEMBLE_SIZES
-        ):
+        if self.ensemble is not None and not is_ensemble_size(self.ensemble):
             sizes = ", ".join(map(str, ENSEMBLE_SIZES))
             raise UsageError(f"ensemble (--ensemble) must be one of {sizes}, got {self.ensemble!r}")
         if self.intensity is not None and self.intensity not in INTENSITIES:
