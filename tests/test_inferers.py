@@ -241,3 +241,24 @@ def test_triplanar_averages_the_three_slicings_and_skips_thin_axes():
         assert torch.equal(infer(blur, slab, mode="triplanar"), slicewise(blur, slab, axis=2))
     with pytest.raises(ValueError, match="needs a volume"):
         infer(blur, torch.rand(1, 20, 20), mode="triplanar")
+
+
+@pytest.mark.parametrize("mode", ["2d", "2.5d", "triplanar", "3d"])
+@pytest.mark.parametrize("axis", [0, 2])
+def test_progress_reports_exactly_the_work_size(mode, axis):
+    """The progress bar of `medden denoise` ends at its total in every mode (the 3D mode used to report
+    the slices of a volume counted as one step)."""
+    from medden.workflows.predict import work_size
+
+    shape = (20, 18, 17)
+    done = []
+    infer(
+        lambda x, sigma=None: x[:, x.shape[1] // 2 :][:, :1],  # 2.5D: the middle of the stacked slices
+        torch.rand(1, *shape),
+        mode=mode,
+        axis=axis,
+        batch_size=4,
+        progress=done.append,
+    )
+    assert sum(done) == work_size("volume", shape, mode, axis)
+    assert work_size("volume", (*shape, 3), mode, axis) == 3 * sum(done)  # a 4D series: per volume

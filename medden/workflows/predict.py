@@ -274,11 +274,12 @@ def channel_first(array: np.ndarray, layout: str) -> np.ndarray:
 
 
 def work_size(layout: str, shape: tuple[int, ...], mode: str, axis: int) -> int:
-    """Progress steps of one unit: its slices (2D modes on volumes), else 1 per volume."""
+    """Progress steps of one unit: the slices along ``axis`` of each volume (every mode reports them,
+    3D ones at the end of the volume), those along each axis in tri-planar mode; 1 for an image."""
     if layout == "image" or len(shape) < 3:
         return 1
     if mode == "triplanar":
         per_volume = sum(shape[a] for a in triplanar_axes(shape[:3], axis))
     else:
-        per_volume = shape[axis % 3] if mode != "3d" else 1
+        per_volume = shape[axis % 3]
     return per_volume * (shape[3] if layout == "volume" and len(shape) == 4 else 1)
