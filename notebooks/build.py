@@ -392,8 +392,9 @@ the fine-tuning never saw. The volume it is fine-tuned on is the one it then den
 data, this is how a user would use it.
 
 Full run: 400 fine-tuning iterations on the 1 mm volume, about 3 minutes on one CPU core (it
-gained 2.6 dB brain PSNR over the natural-image net here, and 1.3 dB on held-out slices in
-`benchmarks/selfsupervised.py`); the small-work setting's 10 iterations are too few to gain
+gained 2.6 dB brain PSNR over the natural-image net here with the `dncnn_gray` weights of
+2026-12-05, and 1.5 dB on held-out slices in `benchmarks/selfsupervised.py` with those of
+2026-12-06); the small-work setting's 10 iterations are too few to gain
 anything. Measure it on your own data before relying on it.""",
     ),
     ("code", SETUP),
