@@ -970,6 +970,47 @@ def _verdicts(name: str, results: dict[str, Any], net_label: str) -> list[str]:
     return out
 
 
+def _real_verdicts(name: str, results: dict[str, Any], net_label: str) -> list[str]:
+    """The real-scan targets of issue 21, per level: foreground PSNR at least the reference's (+1 dB
+    for salt and pepper), foreground SSIM not lower, never below the noisy input on any image, and
+    10x BM3D/BM4D's speed."""
+    ref = results["reference"]
+    margin = 1.0 if name == "hmadnet_saltpepper" else 0.0
+    by_image: dict[tuple[Any, Any], dict[str, float]] = {}
+    for r in results["per_image"]:
+        by_image.setdefault((r["level"], r["image"]), {})[r["method"]] = r["psnr_fg"]
+    out = []
+    for level, rows in _by_level(results):
+        net, base = rows.get(net_label), rows.get(ref)
+        if not net or not base:
+            continue
+        gain = net["psnr_fg_mean"] - base["psnr_fg_mean"]
+        ssim_ok = net["ssim_fg_mean"] >= base["ssim_fg_mean"]
+        over_noisy = [
+            m[net_label] - m["noisy"]
+            for (lv, _), m in by_image.items()
+            if str(lv) == str(level) and net_label in m and "noisy" in m
+        ]
+        text = (
+            f"- level {level}: foreground PSNR {_fmt(net['psnr_fg_mean'])} vs {ref} {_fmt(base['psnr_fg_mean'])} "
+            f"({gain:+.2f} dB, target ≥ {margin:+g} dB: {'reached' if gain >= margin else 'NOT reached'}); "
+            f"foreground SSIM {_fmt(net['ssim_fg_mean'], 4)} vs {_fmt(base['ssim_fg_mean'], 4)} "
+            f"({'not lower: reached' if ssim_ok else 'lower: NOT reached'})"
+        )
+        if over_noisy:
+            worst = min(over_noisy)
+            text += (
+                f"; above the noisy input on every image by at least {worst:.2f} dB (reached)"
+                if worst >= 0
+                else f"; below the noisy input on some image, by {-worst:.2f} dB (NOT reached)"
+            )
+        if ref in ("bm3d", "bm4d"):
+            speed = base["seconds_mean"] / max(net["seconds_mean"], 1e-9)
+            text += f"; {speed:.0f}× faster than {ref} (target 10×: {'reached' if speed >= 10 else 'NOT reached'})"
+        out.append(text)
+    return out
+
+
 def _worse_than_noisy(results: dict[str, Any], net_label: str) -> list[str]:
     """A warning for each level where the net's brain PSNR is below the noisy input's."""
     worse = [
@@ -1319,6 +1360,10 @@ def docs(name: str, spec: dict[str, Any]) -> str:
             "itself is the reference (it carries its own noise, so this is semi-synthetic):",
             "",
             *_table(rr, net_label, unit),
+            "",
+            "Real-scan targets of the project (issue 21):",
+            "",
+            *_real_verdicts(name, rr, net_label),
             "",
             *_worse_than_noisy(rr, net_label),
             *_worst_case_lines(worst_real_case(ev_dir / "real_scans", net_label)),

@@ -134,6 +134,28 @@ def test_worst_real_case_is_the_largest_gap_below_the_reference_with_its_figure(
     assert f"]({gen.WORST_PNG})" in text
 
 
+def test_real_scan_verdicts_follow_the_issue_targets():
+    """Per level: PSNR against the reference (≥ 0 dB for Rician, +1 dB for salt and pepper), SSIM not
+    lower, the smallest gain over the noisy input on any image, the speed against BM3D."""
+    gen = _generator()
+    summary = [
+        {"level": "0.05", "method": m, "psnr_fg_mean": p, "ssim_fg_mean": q, "seconds_mean": t}
+        for m, p, q, t in (("noisy", 26.0, 0.7, 0.0), ("bm3d", 30.0, 0.85, 1.0), ("net", 30.2, 0.86, 0.05))
+    ]
+    per_image = [
+        {"level": "0.05", "image": i, "method": m, "psnr_fg": p}
+        for i, ps in enumerate(((26.0, 30.5), (26.5, 29.9)))
+        for m, p in zip(("noisy", "net"), ps)
+    ]
+    results = {"reference": "bm3d", "summary": summary, "per_image": per_image}
+    (line,) = gen._real_verdicts("hmadnet_mri_rician", results, "net")
+    assert "(+0.20 dB, target ≥ +0 dB: reached)" in line and "(not lower: reached)" in line
+    assert "above the noisy input on every image by at least 3.40 dB (reached)" in line
+    assert "20× faster than bm3d (target 10×: reached)" in line
+    (line,) = gen._real_verdicts("hmadnet_saltpepper", results, "net")
+    assert "target ≥ +1 dB: NOT reached" in line
+
+
 @pytest.mark.parametrize("name", BUNDLES)
 def test_layout_and_configs_parse(name):
     from monai.bundle import ConfigParser
