@@ -1056,17 +1056,10 @@ def worst_real_case(real_dir: Path, net_label: str) -> dict[str, Any] | None:
     if not cases:
         return None
     gap, level, image = min(cases)
-    noise = results["config"]["noise"]
     # the evaluation draws the middle image once, without the _worst suffix, when it is also the worst
-    figure = next(
-        (
-            f
-            for f in (real_dir / "figures" / f"{noise}_{level}{x}.png" for x in ("_worst", ""))
-            if f.is_file()
-        ),
-        None,
-    )
-    if figure is None or (figure.name.endswith(f"{level}.png") and not _is_middle(results, image)):
+    suffix = "" if _is_middle(results, image) else "_worst"
+    figure = real_dir / "figures" / f"{results['config']['noise']}_{level}{suffix}.png"
+    if not figure.is_file():
         return None
     scans = results["data"].get("scans") or []
     at = results["data"]["images"].index(image) if image in results["data"]["images"] else None
@@ -1244,7 +1237,9 @@ def _net_label(name: str, spec: dict[str, Any], results: dict[str, Any]) -> str:
     return name if name in labels else spec["net"]
 
 
-def docs(name: str, spec: dict[str, Any]) -> str:
+def docs(name: str, spec: dict[str, Any], worst: dict[str, Any] | None = None) -> str:
+    """The bundle's docs/README.md from its evaluation; ``worst``: :func:`worst_real_case`, whose figure
+    :func:`write_docs` puts beside it."""
     root = HERE / name
     meta = json.loads((root / "configs" / "metadata.json").read_text())
     training = meta.get("medden", {}).get("training", {})
@@ -1366,7 +1361,7 @@ def docs(name: str, spec: dict[str, Any]) -> str:
             *_real_verdicts(name, rr, net_label),
             "",
             *_worse_than_noisy(rr, net_label),
-            *_worst_case_lines(worst_real_case(ev_dir / "real_scans", net_label)),
+            *_worst_case_lines(worst),
         ]
     lines += [
         "Published figures for orientation (not comparable: other data, other protocol): the HMAD-Net paper "
@@ -1525,7 +1520,7 @@ def write_docs(name: str) -> None:
         shutil.copyfile(case["figure"], docs_dir / WORST_PNG)
     else:
         (docs_dir / WORST_PNG).unlink(missing_ok=True)
-    (docs_dir / "README.md").write_text(docs(name, spec))
+    (docs_dir / "README.md").write_text(docs(name, spec, case))
     shutil.copyfile(HERE.parent / "LICENSE", HERE / name / "LICENSE")
 
 

@@ -136,8 +136,8 @@ class Method:
     weights: str | None = None
     model: LoadedModel | None = None
     spec: dict[str, Any] = field(default_factory=dict)
-    ensemble: int | None = None
-    mode: str | None = None
+    ensemble: int | None = None  # None: the model's own
+    mode: str | None = None  # once loaded: the mode it runs in
 
     @property
     def noise_aware(self) -> bool:
@@ -327,7 +327,8 @@ def _level_label(level: float) -> str:
 def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
     """Load ``m`` through :func:`medden.loading.load_model` (a baseline with its ``method_kwargs``)."""
     kwargs = dict(cfg.method_kwargs.get(m.label, {}))
-    # how it is run (the self-ensemble, the inference mode), not what it is
+    # how it is run (the self-ensemble, the inference mode), not what it is; the requested mode is
+    # replaced by the one it runs in once the model is loaded (:func:`_mode_run`)
     m.ensemble, m.mode = kwargs.pop("ensemble", None), kwargs.pop("mode", None)
     if m.kind == "noisy":
         m.spec = {"label": m.label, "kind": "noisy"}
@@ -338,12 +339,13 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         except ValueError as exc:
             raise UsageError(f"{m.label}: {exc}") from None
         m.model = LoadedModel.wrap(fn, m.name, "baseline", extra={"baseline_config": fn.config()})
+        m.mode = _mode_run(m, cfg)
         m.spec = {
             "label": m.label,
             "kind": "baseline",
             **fn.config(),
             "ensemble": m.ensemble or 1,
-            "mode": _mode_run(m, cfg),
+            "mode": m.mode,
         }
         return
     device = cfg.device or "cpu"
@@ -368,6 +370,7 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         )
     if m.model.spatial_dims == 3 and cfg.spatial_dims == 2:
         raise UsageError(f"{m.label} is a 3D net: evaluate it with --dims 3")
+    m.mode = _mode_run(m, cfg)
     m.spec = {
         "label": m.label,
         "kind": "net",
@@ -378,7 +381,7 @@ def _load_method(m: Method, cfg: EvalConfig, channels: int) -> None:
         "net_kwargs": m.model.extra.get("net_kwargs", kwargs),
         "noise_aware": m.noise_aware,
         "ensemble": m.model.ensemble if m.ensemble is None else m.ensemble,
-        "mode": _mode_run(m, cfg),
+        "mode": m.mode,
     }
 
 
@@ -413,9 +416,8 @@ def run_method(m: Method, noisy: np.ndarray, sigma: float | None, cfg: EvalConfi
     assert m.model is not None
     volume = noisy.ndim == 4  # (1, X, Y, Z) in a 3D evaluation
     layout, array = ("volume", noisy[0]) if volume else ("image", noisy)
-    mode = m.mode or ("3d" if m.model.spatial_dims == 3 else "2d")
     intensity = "unit" if m.model.intensity == "dtype" else None
-    options = Options(mode=mode, axis=cfg.axis, noise_sigma=sigma, intensity=intensity, ensemble=m.ensemble)
+    options = Options(mode=m.mode, axis=cfg.axis, noise_sigma=sigma, intensity=intensity, ensemble=m.ensemble)
     try:
         out, _ = predict(m.model, array, layout, options.validate())
     except ValueError as exc:
