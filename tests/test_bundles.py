@@ -95,8 +95,13 @@ def test_learning_curves_are_read_from_the_run_and_rendered_in_the_docs(tmp_path
     data = {"validation": "v", "shipped": {"sha256": "0", "psnr": 31.0, "ssim": 0.83}, "runs": [rec]}
     (root / "docs" / gen.CURVES_JSON).write_text(json.dumps(data))
     text = "\n".join(gen.learning_curves_section(root))
-    assert "best (by SSIM) at iteration 500, 31.25 dB / 0.8500, +0.25 dB against the shipped weights" in text
+    assert "best (by SSIM) at iteration 500, 31.25 dB / 0.8500, +0.25 dB against those weights" in text
     assert "| PSNR | 30.50 | 31.25 | 31.50 |" in text
+    # a run that kept its weights by PSNR (--val-metric psnr) names its best point by PSNR
+    psnr_rec = {**rec, "settings": {**rec["settings"], "val_metric": "psnr"}}
+    (root / "docs" / gen.CURVES_JSON).write_text(json.dumps({**data, "runs": [psnr_rec]}))
+    text = "\n".join(gen.learning_curves_section(root))
+    assert "best (by PSNR) at iteration 750, 31.50 dB / 0.8400, +0.50 dB against those weights" in text
 
 
 def test_worst_real_case_is_the_largest_gap_below_the_reference_with_its_figure(tmp_path):
