@@ -423,16 +423,22 @@ BUNDLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _fine_tuned_on_mix(name: str, notes: list[str]) -> None:
+def _fine_tuned_on_mix(name: str, real_scans: str) -> None:
     """A natural-image bundle whose shipped weights were fine-tuned on the photographs mixed 1:1 with
     dead-leaves images (issue 22): 2000 iterations at lr 2e-4 from the weights before, the kept
-    weights chosen by PSNR on the photographs' validation split."""
+    weights chosen by PSNR on the photographs' validation split. ``real_scans``: the note on how the
+    new weights and the ones before fare on the real scans (2026-12-06), followed by its command."""
     kind = BUNDLES[name]["task"]  # gray or color
     BUNDLES[name]["data_source"] = (
         NATURAL_DATA + f" (1 part), and textured dead-leaves images made offline (deadleaves-{kind}, 1 "
         "part; Achddou et al. 2021), with AWGN of σ drawn uniformly in 0-55/255"
     )
-    BUNDLES[name]["notes"] = notes
+    BUNDLES[name]["notes"] = [
+        real_scans + "`medden evaluate --methods noisy bm3d new=bundles/"
+        f"{name} old=OLD_BUNDLE --data realscans --max-images 0 --noise gaussian --levels "
+        "0.0588235,0.0980392,0.196078`, and `--noise rician --levels 0.03,0.05,0.09`, 2026-12-06. For MR use "
+        "the MR bundles."
+    ]
     BUNDLES[name]["train"].update(
         data=f"skimage-{kind}+deadleaves-{kind}",
         val_data=f"skimage-{kind}",
@@ -443,26 +449,19 @@ def _fine_tuned_on_mix(name: str, notes: list[str]) -> None:
     )
 
 
-_REAL_SCANS_COMMAND = (
-    "`medden evaluate --methods noisy bm3d new=bundles/NAME old=OLD_BUNDLE --data realscans --max-images 0 "
-    "--noise gaussian --levels 0.0588235,0.0980392,0.196078`, and `--noise rician --levels 0.03,0.05,0.09`"
-)
-
 # dncnn_gray: the shipped weights (1400 iterations on the photographs) fine-tuned on the mix (2026-12-06,
 # session 9): validation PSNR 30.18 dB against 29.42 for the weights before, still rising at the end;
 # the same run on dead leaves only reached 28.55 (docs/learning_curves.json).
 _fine_tuned_on_mix(
     "dncnn_gray",
-    [
+    (
         "Out of its domain, on all 51 real MR/CT slices of `realscans` (nibabel's and pydicom's scans, "
         "validation only) with Gaussian noise σ 15 / 25 / 50, the true σ given to BM3D: foreground PSNR "
         "29.56 / 27.25 / 23.62 dB against 28.99 / 26.89 / 23.52 for the weights before and BM3D 29.94 / "
         "27.59 / 24.93, never below the noisy input (at least +3.55 dB on every slice; the weights before: "
         "+0.62); with Rician noise 3 / 5 / 9 % 33.05 / 30.11 / 26.94 against 31.26 / 29.52 / 26.74 before "
         "and BM3D 33.50 / 30.58 / 27.22 (at least +1.54 dB on every slice; before: −3.60). "
-        + _REAL_SCANS_COMMAND.replace("NAME", "dncnn_gray")
-        + ", 2026-12-06. For MR use the MR bundles."
-    ],
+    ),
 )
 
 # gimsanet_gray: the shipped weights (1700 iterations on the photographs) fine-tuned on the mix
@@ -470,7 +469,7 @@ _fine_tuned_on_mix(
 # weights before; the same run on dead leaves only reached 29.58 (docs/learning_curves.json).
 _fine_tuned_on_mix(
     "gimsanet_gray",
-    [
+    (
         "Out of its domain, on all 51 real MR/CT slices of `realscans` (validation only) with Gaussian "
         "noise σ 15 / 25 / 50, the true σ given to BM3D: foreground PSNR 29.29 / 27.27 / 23.82 dB against "
         "29.13 / 27.08 / 24.26 for the weights before and BM3D 29.94 / 27.59 / 24.93 (at least +3.10 dB "
@@ -480,9 +479,7 @@ _fine_tuned_on_mix(
         "+0.69 / +0.42 dB at σ 15 / 25 over the weights before (29.72 / 27.97) and lose 0.58 dB at σ 50 "
         "(24.89, SSIM 0.5959 against 0.4932 now): like on the scans, the mix helped at low and middle noise "
         "and cost at the highest level. "
-        + _REAL_SCANS_COMMAND.replace("NAME", "gimsanet_gray")
-        + ", 2026-12-06. For MR use the MR bundles."
-    ],
+    ),
 )
 
 # gimsanet_color: the same fine-tuning did not beat the shipped weights (2026-12-06, session 10)
